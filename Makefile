@@ -1,0 +1,19 @@
+# edgeq: `make demo` and `make test` do all set-up themselves (tools/bootstrap.sh).
+PY := .venv/bin/python
+
+.PHONY: bootstrap demo test bench lint
+
+bootstrap:
+	@bash tools/bootstrap.sh
+
+demo: bootstrap
+	$(PY) examples/digits/demo.py
+
+test: bootstrap
+	$(PY) -m pytest -n 2 -q tests
+
+bench: bootstrap
+	$(PY) benchmarks/bench_pack.py
+
+lint: bootstrap
+	.venv/bin/ruff check edgeq tests tools benchmarks examples
