@@ -1,0 +1,3 @@
+"""The list of CLI subcommands, imported lazily by edgeq.cli."""
+
+ALL: list = []
