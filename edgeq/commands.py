@@ -1,3 +1,5 @@
 """The list of CLI subcommands, imported lazily by edgeq.cli."""
 
-ALL: list = []
+from edgeq.cli_pack import dequant, inspect, pack
+
+ALL: list = [pack, inspect, dequant]

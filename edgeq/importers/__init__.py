@@ -1,0 +1,1 @@
+"""Importers turn users' models into a FloatGraph (NHWC, batch-norm folded) for the packer."""
