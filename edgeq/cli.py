@@ -36,3 +36,5 @@ def _register() -> None:
 
 
 _register()
+if __name__ == "__main__":
+    main()
