@@ -172,7 +172,10 @@ def test_random_garbage_never_crashes(tmp_path, mlp_t2_blob):
         for _ in range(rng.integers(1, 8)):
             data[rng.integers(0, len(data))] = rng.integers(0, 256)
         if rng.random() < 0.5:
-            data = _reseal(data) if len(data) >= 64 else data
+            try:
+                data = _reseal(data)
+            except (ValueError, OverflowError):  # the corruption broke the section table itself
+                pass
         path = tmp_path / "g.edgeq"
         path.write_bytes(bytes(data))
         try:
