@@ -155,10 +155,14 @@ class _Importer:
             k = _pair(a[1])
             stride = _pair(a[2]) if len(a) > 2 and a[2] else k
             pads = _pads(a[3] if len(a) > 3 else 0)
+            ceil_at = 5 if kind == "maxpool2d" else 4
             if kind == "maxpool2d" and len(a) > 4 and _pair(a[4]) != (1, 1):
                 raise EdgeqError(f"node '{node.name}': dilated pooling is not supported")
-            if len(a) > 5 and a[5]:
+            if len(a) > ceil_at and a[ceil_at]:
                 raise EdgeqError(f"node '{node.name}': ceil_mode pooling is not supported")
+            if kind == "avgpool2d" and any(pads) and (len(a) <= 5 or a[5]):
+                raise EdgeqError(f"node '{node.name}': padded avg_pool2d must use count_include_pad=False "
+                                 "(edgeq divides by the valid taps, as TFLite does)")
             self.emit(kind, node, [src], attrs={"kernel": k, "stride": stride, "pads": pads})
         elif kind == "global_avgpool":
             shape = _shape(x)
