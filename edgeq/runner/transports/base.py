@@ -1,0 +1,214 @@
+"""The Transport interface shared by every URL scheme, and the helpers they have in common.
+
+A transport knows *how* to reach a device (the URL says *where*); the runner only says *what*:
+push files into a private working directory, run a command there with a timeout, pull results
+back, clean up. Every failure a user can meet is raised as `DeviceError` naming the URL.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import secrets
+import shlex
+import signal
+import subprocess
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, ClassVar
+from urllib.parse import SplitResult
+
+from edgeq.errors import DeviceError
+
+log = logging.getLogger(__name__)
+
+_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._+-]*")
+KILL_GRACE_S = 5.0  # how long to wait for a killed process group to release its pipes
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """What a command did on the device; `wall_s` is host-side wall time, transport overhead included."""
+
+    returncode: int
+    stdout: bytes
+    stderr: bytes
+    wall_s: float
+
+
+class ProcessTimeout(Exception):
+    """A local process outlived its timeout and was killed with its whole process group."""
+
+
+def run_process(
+    argv: list[str],
+    timeout: float,
+    *,
+    cwd: str | None = None,
+    stdin: IO[bytes] | None = None,
+    stdout: IO[bytes] | None = None,
+) -> tuple[int, bytes, bytes, float]:
+    """Runs argv in its own session so a timeout can kill it and everything it started.
+
+    Returns (returncode, stdout, stderr, wall seconds); raises ProcessTimeout after killing.
+    `stdout` may be a file to stream into (then the returned stdout is empty).
+    """
+    t0 = time.monotonic()
+    try:
+        proc = subprocess.Popen(
+            argv,
+            cwd=cwd,
+            stdin=stdin if stdin is not None else subprocess.DEVNULL,
+            stdout=stdout if stdout is not None else subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+        )
+    except OSError as e:
+        raise DeviceError(f"cannot start {argv[0]!r}: {e.strerror}") from None
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        kill_group(proc.pid)
+        try:
+            proc.communicate(timeout=KILL_GRACE_S)
+        except subprocess.TimeoutExpired:  # a grandchild left the group and holds our pipes
+            proc.kill()
+            proc.wait()
+        raise ProcessTimeout() from None
+    return proc.returncode, out or b"", err or b"", time.monotonic() - t0
+
+
+def kill_group(pgid: int) -> None:
+    """SIGKILLs a process group that may already be gone."""
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def last_line(data: bytes) -> str:
+    """The last non-empty line of a tool's stderr: where ssh/adb/qemu put the actual reason."""
+    lines = [ln.strip() for ln in data.decode(errors="replace").splitlines() if ln.strip()]
+    return lines[-1] if lines else "no message"
+
+
+def emulated_by(wrapper: list[str]) -> bool:
+    """An exec wrapper that is a qemu user-mode emulator means timings are emulated, not measured."""
+    return bool(wrapper) and os.path.basename(wrapper[0]).startswith("qemu-")
+
+
+def temp_name(name: str) -> str:
+    """A hidden, unique sibling name: uploads land here first and are renamed into place."""
+    return f".{name}.edgeq-tmp-{secrets.token_hex(4)}"
+
+
+def pull_atomically(local_path: str | os.PathLike[str], fetch: Callable[[Path], None]) -> None:
+    """Lets `fetch` write a temp file next to local_path, then renames it: readers never see half."""
+    dest = Path(local_path)
+    tmp = dest.with_name(temp_name(dest.name))
+    try:
+        fetch(tmp)
+        os.replace(tmp, dest)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+class Transport(ABC):
+    """A device reached through one URL: a private workdir plus push / run / pull / remove."""
+
+    scheme: ClassVar[str]
+    options: ClassVar[frozenset[str]] = frozenset()  # query/keyword options this scheme accepts
+
+    def __init__(self, url: str, parts: SplitResult, options: Mapping[str, str], *,
+                 exec_wrapper: list[str] | None, timeout: float):
+        unknown = sorted(set(options) - self.options)
+        if unknown:
+            known = ", ".join(sorted(self.options)) or "none"
+            raise DeviceError(f"{url}: unknown option {unknown[0]!r} for {self.scheme}:// (known: {known})")
+        self.url = url
+        self.parts = parts
+        self.opts = dict(options)
+        self.exec_wrapper = list(exec_wrapper or [])
+        self.timeout = timeout
+        self.host = "localhost"
+        self._closed = False
+        try:
+            self._open()
+        except BaseException:
+            self.close()
+            raise
+
+    # -- the interface -------------------------------------------------------------------------
+    @abstractmethod
+    def _open(self) -> None:
+        """Checks the URL, connects and creates the workdir; `_cleanup` must cope if it stops midway."""
+
+    @abstractmethod
+    def workdir(self) -> str:
+        """Absolute path of this session's private directory on the device."""
+
+    @abstractmethod
+    def push(self, local_path: str | os.PathLike[str], remote_name: str) -> None:
+        """Copies a file into the workdir atomically, keeping its permission bits.
+
+        The data goes to a temp name first and is renamed over `remote_name` only when complete,
+        so a failed push leaves any previous file of that name untouched.
+        """
+
+    @abstractmethod
+    def run(self, argv: list[str], timeout: float) -> RunResult:
+        """Runs argv (exec wrapper first) in the workdir; kills it and raises DeviceError at timeout.
+
+        A non-zero exit status is returned, not raised: only the transport failing raises.
+        """
+
+    @abstractmethod
+    def pull(self, remote_name: str, local_path: str | os.PathLike[str]) -> None:
+        """Copies a workdir file to local_path via a local temp file and os.replace."""
+
+    @abstractmethod
+    def remove(self, name: str) -> None:
+        """Deletes a workdir file if it exists."""
+
+    @abstractmethod
+    def _cleanup(self) -> None:
+        """Removes the workdir and drops the connection; may raise, close() logs it."""
+
+    def describe(self) -> dict[str, object]:
+        """Facts a report needs about where the code ran."""
+        return {"scheme": self.scheme, "host": self.host,
+                "emulated": emulated_by(self.exec_wrapper), "url": self.url}
+
+    def close(self) -> None:
+        """Best effort: a device that is already gone must not mask the error that brought us here."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self._cleanup()
+        except (DeviceError, OSError) as e:
+            log.warning("%s: cleanup failed: %s", self.url, e)
+
+    def __enter__(self) -> Transport:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- helpers for subclasses ----------------------------------------------------------------
+    def error(self, message: str) -> DeviceError:
+        """One line naming the URL, for the CLI to print."""
+        return DeviceError(f"{self.url}: {message}")
+
+    def check_name(self, name: str) -> str:
+        """Workdir entries are plain file names: no paths, nothing a shell could misread."""
+        if not _NAME.fullmatch(name):
+            raise ValueError(f"not a plain file name: {name!r}")
+        return name
+
+    def timed_out(self, argv: list[str], timeout: float) -> DeviceError:
+        return self.error(f"command {shlex.join(argv)!r} timed out after {timeout:g} s and was killed")
