@@ -30,7 +30,10 @@ def variants() -> list[tuple[str, str, str, Recipe]]:
     for kind in ("mlp", "cnn"):
         for fmt in FORMATS:
             rows.append((kind, f"{kind}_fp32", f"{fmt} (PTQ)", Recipe(fmt)))
-            rows.append((kind, f"{kind}_{fmt}_qat", f"{fmt} (QAT)", Recipe(fmt)))
+            if fmt == "b1":  # binary networks keep first and last layers int8
+                rows.append((kind, f"{kind}_b1_qat", "b1 (QAT, i8 ends)", Recipe(fmt, first_last_i8=True)))
+            else:
+                rows.append((kind, f"{kind}_{fmt}_qat", f"{fmt} (QAT)", Recipe(fmt)))
     rows.append(("bnn", "bnn_b1_qat", "b1 weights+acts, i8 ends", Recipe("b1", first_last_i8=True)))
     return rows
 

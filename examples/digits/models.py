@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from edgeq.quant.qat import BinaryActivation
 
@@ -33,6 +34,13 @@ class DigitsCNN(nn.Module):
         self.conv3 = nn.Conv2d(32, 32, 3, padding=1)
         self.gap = nn.AvgPool2d(4)
         self.fc = nn.Linear(32, 10)
+
+    def fuse_bn(self) -> None:
+        """Folds batch norm into the convs (before QAT, so QAT sees the weights that get packed)."""
+        self.eval()
+        self.conv1 = fuse_conv_bn_eval(self.conv1, self.bn1)
+        self.conv2 = fuse_conv_bn_eval(self.conv2, self.bn2)
+        self.bn1, self.bn2 = nn.Identity(), nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = torch.relu(self.bn1(self.conv1(x)))

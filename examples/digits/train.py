@@ -70,20 +70,25 @@ def main() -> None:
         if kind == "bnn":
             qat.prepare_qat(model, {"fc2": "b1"})  # binary weights in the hidden layer
             fit(model, x_train, y_train, epochs=60, lr=3e-3)
-            qat.strip_qat(model)
             print(f"{kind} (binary, QAT): test accuracy {accuracy(model, x_test, y_test):.4f}")
+            qat.strip_qat(model)
             export(model, kind, f"{kind}_b1_qat")
             continue
         fit(model, x_train, y_train, epochs=60, lr=3e-3)
         print(f"{kind} fp32: test accuracy {accuracy(model, x_test, y_test):.4f}")
         export(model, kind, f"{kind}_fp32")
+        if kind == "cnn":
+            model.fuse_bn()
         base = {k: v.clone() for k, v in model.state_dict().items()}
+        layers = [n for n, m in model.named_modules() if isinstance(m, (nn.Linear, nn.Conv2d))]
         for fmt in QAT_FORMATS:
             model.load_state_dict(base)
-            qat.prepare_qat(model, fmt)
-            fit(model, x_train, y_train, epochs=30, lr=1e-3)
-            qat.strip_qat(model)
+            # binary networks keep their first and last layers int8 (BNN practice; packed the same way)
+            plan = {n: ("i8" if fmt == "b1" and n in (layers[0], layers[-1]) else fmt) for n in layers}
+            qat.prepare_qat(model, plan)
+            fit(model, x_train, y_train, epochs=20, lr=1e-3)
             print(f"{kind} {fmt} QAT: test accuracy (fake-quant weights) {accuracy(model, x_test, y_test):.4f}")
+            qat.strip_qat(model)
             export(model, kind, f"{kind}_{fmt}_qat")
 
 
