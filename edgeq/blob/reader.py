@@ -185,7 +185,7 @@ def _tensor(view: memoryview, data: L.edgeq_section_t, rec: L.edgeq_tensor_t, na
             f"[{data.offset}, {data.offset + data.size}) or is not {L.ALIGN}-byte aligned"
         )
     payload = view[start:end]
-    if rec.format in PLAIN_DTYPES:
+    if rec.format in PLAIN_DTYPES and rec.scale_kind == F.SCALE_NONE:
         dtype = np.dtype(PLAIN_DTYPES[rec.format])
         count = int(np.prod(shape, dtype=np.int64))
         if rec.data_size != count * dtype.itemsize:
