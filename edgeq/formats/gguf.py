@@ -1,7 +1,9 @@
 """Lossless conversion between GGUF TQ2_0 / TQ1_0 / Q4_0 tensors and edgeq T2 / T158 / Q4.
 
-Values are identical (scales copied bit for bit); only the container layout differs: edgeq keeps
-codes and scales in separate regions and orders Q4 nibbles as 2j / 2j+1.
+Values are identical and the fp16 scales are copied bit for bit; only the container differs:
+GGUF interleaves scales with the codes of each block, edgeq keeps them in separate regions, and
+Q4_0 stores elements j and j+16 in byte j where edgeq's Q4 stores 2j and 2j+1. Needs no `gguf`
+package: the GGML type ids below are stable (ggml.h).
 """
 
 from __future__ import annotations
@@ -9,58 +11,80 @@ from __future__ import annotations
 import numpy as np
 
 from edgeq.errors import EdgeqError
-from edgeq.formats import FORMATS, ids
+from edgeq.formats import ids, q4, t2, t158
 from edgeq.formats.packed import PackedTensor
 
-# GGML type ids (ggml.h; stable)
 Q4_0, TQ1_0, TQ2_0 = 2, 34, 35
-BLOCK_BYTES = {TQ2_0: (256, 66), TQ1_0: (256, 54), Q4_0: (32, 18)}
-NAMES = {Q4_0: "Q4_0", TQ1_0: "TQ1_0", TQ2_0: "TQ2_0"}
+_NAMES = {"Q4_0": Q4_0, "TQ1_0": TQ1_0, "TQ2_0": TQ2_0}
+# GGML type -> (edgeq format, weights per block, bytes per block, byte range of the fp16 scale)
+_TYPES = {
+    TQ2_0: (t2.FORMAT, 256, 66, 64),
+    TQ1_0: (t158.FORMAT, 256, 54, 52),
+    Q4_0: (q4.FORMAT, 32, 18, 0),
+}
 
 
-def _blocks(qtype: int, raw, rows: int, cols: int) -> np.ndarray:
-    block, nbytes = BLOCK_BYTES[qtype]
+def _qtype(qtype) -> int:
+    """GGML type as an int from an int, a gguf.GGMLQuantizationType or a name like 'TQ2_0'."""
+    if isinstance(qtype, str):
+        if qtype.upper() not in _NAMES:
+            raise EdgeqError(f"GGML type {qtype} has no lossless edgeq format (supported: {', '.join(_NAMES)})")
+        return _NAMES[qtype.upper()]
+    if int(qtype) not in _TYPES:
+        raise EdgeqError(f"GGML type {int(qtype)} has no lossless edgeq format (supported: {', '.join(_NAMES)})")
+    return int(qtype)
+
+
+def _type_name(qtype: int) -> str:
+    return next(n for n, v in _NAMES.items() if v == qtype)
+
+
+def from_gguf(qtype, data, shape: tuple[int, ...]) -> PackedTensor:
+    """GGUF tensor bytes of numpy shape `shape` (last dim contiguous) -> PackedTensor, SCALE_BLOCK.
+
+    Leading dims are flattened into rows. dequantize() of the result equals
+    gguf.quants.dequantize(data, qtype) exactly.
+    """
+    qt = _qtype(qtype)
+    fmt, block, type_size, d_at = _TYPES[qt]
+    shape = tuple(int(s) for s in shape)
+    if not shape or any(s <= 0 for s in shape):
+        raise EdgeqError(f"{_type_name(qt)}: bad shape {shape}")
+    cols = shape[-1]
+    rows = int(np.prod(shape[:-1], dtype=np.int64))
     if cols % block:
-        raise EdgeqError(f"{NAMES[qtype]} rows must be a multiple of {block} values, got {cols}")
-    raw = np.frombuffer(memoryview(raw).cast("B"), np.uint8) if not isinstance(raw, np.ndarray) else raw
-    need = rows * (cols // block) * nbytes
-    if raw.size != need:
-        raise EdgeqError(f"{NAMES[qtype]} [{rows}, {cols}] needs {need} bytes, got {raw.size}")
-    return raw.reshape(rows, cols // block, nbytes)
-
-
-def from_gguf(qtype: int, raw, rows: int, cols: int) -> PackedTensor:
-    """GGUF tensor bytes (row-major [rows, cols]) -> edgeq PackedTensor with SCALE_BLOCK."""
-    if qtype not in BLOCK_BYTES:
-        raise EdgeqError(f"GGML type {qtype} has no lossless edgeq format (supported: TQ2_0, TQ1_0, Q4_0)")
-    b = _blocks(qtype, raw, rows, cols)
-    if qtype == TQ2_0:
-        codes, d, fmt = b[:, :, :64], b[:, :, 64:66], FORMATS["t2"]
-    elif qtype == TQ1_0:
-        codes, d, fmt = b[:, :, :52], b[:, :, 52:54], FORMATS["t158"]
+        raise EdgeqError(f"{_type_name(qt)}: rows must hold a multiple of {block} values, got {cols}")
+    raw = np.frombuffer(data, np.uint8) if not isinstance(data, np.ndarray) else np.ascontiguousarray(data)
+    raw = raw.view(np.uint8).reshape(-1)
+    nb = cols // block
+    if raw.size != rows * nb * type_size:
+        raise EdgeqError(f"{_type_name(qt)} {list(shape)}: needs {rows * nb * type_size} bytes, got {raw.size}")
+    blocks = raw.reshape(rows, nb, type_size)
+    scales = np.ascontiguousarray(blocks[:, :, d_at : d_at + 2]).view("<f2").reshape(rows, nb)
+    if qt == Q4_0:
+        qs = blocks[:, :, 2:]
+        u = np.concatenate([qs & np.uint8(15), qs >> 4], axis=-1)  # elements j and j+16 -> 0..31
+        codes = fmt.encode(u.reshape(rows, -1), block)
     else:
-        d, qs, fmt = b[:, :, 0:2], b[:, :, 2:18], FORMATS["q4"]
-        u = np.concatenate([qs & np.uint8(15), qs >> 4], axis=-1)  # elements j and j+16
-        codes = u[:, :, 0::2] | (u[:, :, 1::2] << 4)
-    scales = np.ascontiguousarray(d).view(np.float16).reshape(rows, -1)
-    return PackedTensor(fmt, rows, cols, fmt.block, ids.SCALE_BLOCK, np.ascontiguousarray(codes).reshape(rows, -1),
-                        scales)
+        codes = np.ascontiguousarray(blocks[:, :, : fmt.code_bytes(block)]).reshape(rows, -1)
+    return PackedTensor(fmt.id, fmt.name, rows, cols, block, ids.SCALE_BLOCK, codes, scales)
 
 
 def to_gguf(p: PackedTensor) -> tuple[int, np.ndarray]:
-    """edgeq T2/T158/Q4(group 32, symmetric, SCALE_BLOCK, unpadded rows) -> (GGML type, bytes)."""
-    if p.scale_kind != ids.SCALE_BLOCK or p.zeros is not None or p.cols % p.block:
-        raise EdgeqError("only block-scaled, symmetric tensors with whole blocks convert to GGUF")
-    d = np.ascontiguousarray(p.scales.astype(np.float16)).view(np.uint8).reshape(p.rows, p.n_blocks, 2)
-    codes = p.codes.reshape(p.rows, p.n_blocks, -1)
-    if p.format == ids.FMT_T2:
-        return TQ2_0, np.concatenate([codes, d], axis=-1).reshape(p.rows, -1)
-    if p.format == ids.FMT_T158:
-        return TQ1_0, np.concatenate([codes, d], axis=-1).reshape(p.rows, -1)
-    if p.format == ids.FMT_Q4 and p.block == 32:
-        u = np.empty(codes.shape[:2] + (32,), np.uint8)
-        u[..., 0::2] = codes & np.uint8(15)
-        u[..., 1::2] = codes >> 4
-        qs = u[..., :16] | (u[..., 16:] << 4)
-        return Q4_0, np.concatenate([d, qs], axis=-1).reshape(p.rows, -1)
-    raise EdgeqError(f"{p.fmt.name} (block {p.block}) has no GGUF equivalent")
+    """T2 / T158 / Q4 (group 32, symmetric), block-scaled, whole blocks -> (GGML type, uint8 [rows, bytes])."""
+    qt = next((t for t, (f, block, _, _) in _TYPES.items() if f.id == p.format and block == p.block), None)
+    if qt is None:
+        raise EdgeqError(f"{p.name} with block {p.block} has no GGUF equivalent (T2, T158, Q4 group 32)")
+    if p.scale_kind != ids.SCALE_BLOCK or p.zeros is not None:
+        raise EdgeqError(f"{p.name}: only block-scaled, symmetric tensors convert to {_type_name(qt)}")
+    if p.cols % p.block:
+        raise EdgeqError(f"{p.name}: {_type_name(qt)} needs rows of whole blocks of {p.block}, got {p.cols}")
+    d = np.ascontiguousarray(p.scales, "<f2").view(np.uint8).reshape(p.rows, p.n_blocks, 2)
+    codes = np.ascontiguousarray(p.codes).reshape(p.rows, p.n_blocks, -1)
+    if qt == Q4_0:
+        u = p.fmt.decode(np.ascontiguousarray(p.codes), p.block).reshape(p.rows, p.n_blocks, 32)
+        qs = u[:, :, :16] | (u[:, :, 16:] << 4)
+        parts = [d, qs]
+    else:
+        parts = [codes, d]
+    return qt, np.concatenate(parts, axis=-1).reshape(p.rows, -1)

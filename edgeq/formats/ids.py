@@ -1,4 +1,10 @@
-"""Format, scale-kind and layout ids: a mirror of edgeq_blob.h (checked by tools/check_abi.py)."""
+"""Python mirror of the format ids, scale kinds, layouts and block constants of edgeq_blob.h.
+
+Names are the C names without `EDGEQ_`. tools/check_abi.py compares every upper-case integer in
+this module with the header, so only header constants may live here.
+"""
+
+ALIGN = 64  # every region of a packed tensor starts 64-byte aligned inside its payload
 
 FMT_F32 = 1
 FMT_F16 = 2

@@ -1,53 +1,62 @@
-"""T158: ternary base-3, 5 trits per byte, 256 per block in 52 bytes, GGUF TQ1_0 order."""
+"""T158: ternary in base 3, 5 trits per byte, 256 weights per block in 52 bytes (GGUF TQ1_0 order).
+
+Trits t = x + 1. Bytes 0..31 hold t[m + 32n], bytes 32..47 hold t[160 + m + 16n] (n = 0..4), bytes
+48..51 hold t[240 + m + 4n] (n = 0..3, last slot 0), as v = sum t * 3^(4-n), stored as
+ceil(v * 256 / 243). Trit n decodes as ((uint8)(byte * 3^n) * 3) >> 8 — the multiply wraps at 8
+bits, which is also how bytes >= 243 (never written, possible in a GGUF file) decode.
+"""
 
 import numpy as np
 
 from edgeq.formats import ids
-from edgeq.formats.base import Format
+from edgeq.formats.base import WeightFormat
 
-POW5 = np.array([81, 27, 9, 3, 1], np.uint16)
-POW4 = np.array([81, 27, 9, 3], np.uint16)
-MUL5 = np.array([1, 3, 9, 27, 81], np.uint8)
-MUL4 = np.array([1, 3, 9, 27], np.uint8)
-
-
-def _pack(t: np.ndarray, groups: int, width: int, weights: np.ndarray) -> np.ndarray:
-    """t [..., groups*width] trits -> bytes [..., width], element m + width*n is digit n."""
-    v = (t.reshape(t.shape[:-1] + (groups, width)).astype(np.uint16) * weights[:, None]).sum(axis=-2)
-    return ((v * 256 + 242) // 243).astype(np.uint8)
+# (first element, trits per byte, bytes) of the three byte groups of a block
+_GROUPS = ((0, 5, 32), (160, 5, 16), (240, 4, 4))
+_ENCODE = ((np.arange(243, dtype=np.uint32) * 256 + 242) // 243).astype(np.uint8)  # ceil(v*256/243)
+# _DECODE[byte, n] = trit n of byte, by the spec's wrapping multiply
+_DECODE = ((((np.arange(256, dtype=np.uint32)[:, None] * 3 ** np.arange(5, dtype=np.uint32)) & 0xFF) * 3) >> 8
+           ).astype(np.uint8)
 
 
-def _unpack(q: np.ndarray, mul: np.ndarray) -> np.ndarray:
-    """bytes [..., width] -> trits [..., len(mul)*width] (element m + width*n)."""
-    x = q[..., None, :] * mul[:, None]  # wraps at 8 bits, as the C decoder does
-    t = (x.astype(np.uint16) * 3) >> 8
-    return t.reshape(q.shape[:-1] + (-1,)).astype(np.int8)
-
-
-class T158(Format):
+class T158(WeightFormat):
     id = ids.FMT_T158
     name = "t158"
     block = ids.T158_BLOCK
     blocks = (ids.T158_BLOCK,)
     scale_kinds = (ids.SCALE_ROW, ids.SCALE_BLOCK)
-    nominal_bpw = 1.6875
+    lo, hi = -1, 1
+    offset = 1
 
     def code_bytes(self, block: int) -> int:
         return ids.T158_CODE_BYTES
 
-    def encode(self, values, block):
-        rows = values.shape[0]
-        t = (values.astype(np.int16) + 1).reshape(rows, -1, 256)
-        out = np.concatenate([_pack(t[..., :160], 5, 32, POW5), _pack(t[..., 160:240], 5, 16, POW5),
-                              _pack(t[..., 240:], 4, 4, POW4)], axis=-1)
-        return out.reshape(rows, -1)
+    def encode(self, symbols: np.ndarray, block: int) -> np.ndarray:
+        rows = symbols.shape[0]
+        t = symbols.reshape(rows, -1, 256)
+        v = np.empty(t.shape[:2] + (ids.T158_CODE_BYTES,), np.uint8)
+        at = 0
+        for start, n, width in _GROUPS:
+            digits = t[:, :, start : start + n * width].reshape(rows, -1, n, width)
+            acc = digits[:, :, 0].copy()
+            for k in range(1, 5):  # Horner over the 5 trit slots; a missing 5th trit is 0
+                acc *= np.uint8(3)
+                if k < n:
+                    acc += digits[:, :, k]
+            v[:, :, at : at + width] = acc
+            at += width
+        return _ENCODE[v].reshape(rows, -1)
 
-    def decode(self, codes, block):
+    def decode(self, codes: np.ndarray, block: int) -> np.ndarray:
         rows = codes.shape[0]
-        q = codes.reshape(rows, -1, 52)
-        t = np.concatenate([_unpack(q[..., :32], MUL5), _unpack(q[..., 32:48], MUL5),
-                            _unpack(q[..., 48:], MUL4)], axis=-1)
-        return (t - np.int8(1)).reshape(rows, -1)
+        q = codes.reshape(rows, -1, ids.T158_CODE_BYTES)
+        out = np.empty(q.shape[:2] + (256,), np.uint8)
+        at = 0
+        for start, n, width in _GROUPS:
+            trits = _DECODE[q[:, :, at : at + width], :n]  # [rows, nb, width, n]
+            out[:, :, start : start + n * width] = trits.transpose(0, 1, 3, 2).reshape(rows, -1, n * width)
+            at += width
+        return out.reshape(rows, -1)
 
 
 FORMAT = T158()
