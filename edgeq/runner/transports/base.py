@@ -14,12 +14,13 @@ import secrets
 import shlex
 import signal
 import subprocess
+import tempfile
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, ClassVar
+from typing import IO, ClassVar, Self
 from urllib.parse import SplitResult
 
 from edgeq.errors import DeviceError
@@ -27,17 +28,23 @@ from edgeq.errors import DeviceError
 log = logging.getLogger(__name__)
 
 _NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._+-]*")
-KILL_GRACE_S = 5.0  # how long to wait for a killed process group to release its pipes
 
 
 @dataclass(frozen=True)
 class RunResult:
-    """What a command did on the device; `wall_s` is host-side wall time, transport overhead included."""
+    """What a command did on the device; `wall_s` is host-side wall time, transport overhead included.
+
+    A command killed by signal N has returncode 128 + N on every transport, as a shell reports it.
+    """
 
     returncode: int
     stdout: bytes
     stderr: bytes
     wall_s: float
+
+
+class DeviceTimeout(DeviceError):
+    """A command or transfer outlived its timeout; it was killed (a hang, not a lost device)."""
 
 
 class ProcessTimeout(Exception):
@@ -54,32 +61,28 @@ def run_process(
 ) -> tuple[int, bytes, bytes, float]:
     """Runs argv in its own session so a timeout can kill it and everything it started.
 
-    Returns (returncode, stdout, stderr, wall seconds); raises ProcessTimeout after killing.
-    `stdout` may be a file to stream into (then the returned stdout is empty).
+    Returns (returncode, stdout, stderr, wall seconds); raises ProcessTimeout after killing,
+    and OSError if argv[0] cannot be started.
+    Output goes to temp files, not pipes: whoever inherits them (a grandchild that left the
+    group, an ssh master that took the fds over) cannot make us wait. `stdout` may be a file
+    to stream into, then the returned stdout is empty.
     """
-    t0 = time.monotonic()
-    try:
-        proc = subprocess.Popen(
-            argv,
-            cwd=cwd,
-            stdin=stdin if stdin is not None else subprocess.DEVNULL,
-            stdout=stdout if stdout is not None else subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            start_new_session=True,
-        )
-    except OSError as e:
-        raise DeviceError(f"cannot start {argv[0]!r}: {e.strerror}") from None
-    try:
-        out, err = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        kill_group(proc.pid)
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        t0 = time.monotonic()
+        proc = subprocess.Popen(argv, cwd=cwd, stdin=stdin if stdin is not None else subprocess.DEVNULL,
+                                stdout=stdout or out, stderr=err, start_new_session=True)
         try:
-            proc.communicate(timeout=KILL_GRACE_S)
-        except subprocess.TimeoutExpired:  # a grandchild left the group and holds our pipes
-            proc.kill()
+            rc = proc.wait(timeout)
+        except BaseException as e:  # the timeout, or Ctrl-C: leave nothing running either way
+            kill_group(proc.pid)
             proc.wait()
-        raise ProcessTimeout() from None
-    return proc.returncode, out or b"", err or b"", time.monotonic() - t0
+            if isinstance(e, subprocess.TimeoutExpired):
+                raise ProcessTimeout() from None
+            raise
+        wall = time.monotonic() - t0
+        out.seek(0)
+        err.seek(0)
+        return rc, out.read(), err.read(), wall
 
 
 def kill_group(pgid: int) -> None:
@@ -104,17 +107,6 @@ def emulated_by(wrapper: list[str]) -> bool:
 def temp_name(name: str) -> str:
     """A hidden, unique sibling name: uploads land here first and are renamed into place."""
     return f".{name}.edgeq-tmp-{secrets.token_hex(4)}"
-
-
-def pull_atomically(local_path: str | os.PathLike[str], fetch: Callable[[Path], None]) -> None:
-    """Lets `fetch` write a temp file next to local_path, then renames it: readers never see half."""
-    dest = Path(local_path)
-    tmp = dest.with_name(temp_name(dest.name))
-    try:
-        fetch(tmp)
-        os.replace(tmp, dest)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 class Transport(ABC):
@@ -191,9 +183,9 @@ class Transport(ABC):
         try:
             self._cleanup()
         except (DeviceError, OSError) as e:
-            log.warning("%s: cleanup failed: %s", self.url, e)
+            log.warning("cleanup failed: %s", e)
 
-    def __enter__(self) -> Transport:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -204,11 +196,25 @@ class Transport(ABC):
         """One line naming the URL, for the CLI to print."""
         return DeviceError(f"{self.url}: {message}")
 
+    def pull_via(self, remote_name: str, local_path: str | os.PathLike[str],
+                 fetch: Callable[[Path], None]) -> None:
+        """Lets `fetch` write a temp file next to local_path, then renames it: readers never see half."""
+        self.check_name(remote_name)
+        dest = Path(local_path)
+        tmp = dest.with_name(temp_name(dest.name))
+        try:
+            fetch(tmp)
+            os.replace(tmp, dest)
+        except OSError as e:
+            raise self.error(f"pull of {remote_name} failed: {e.strerror or e}") from None
+        finally:
+            tmp.unlink(missing_ok=True)
+
     def check_name(self, name: str) -> str:
         """Workdir entries are plain file names: no paths, nothing a shell could misread."""
         if not _NAME.fullmatch(name):
             raise ValueError(f"not a plain file name: {name!r}")
         return name
 
-    def timed_out(self, argv: list[str], timeout: float) -> DeviceError:
-        return self.error(f"command {shlex.join(argv)!r} timed out after {timeout:g} s and was killed")
+    def timed_out(self, argv: list[str], timeout: float) -> DeviceTimeout:
+        return DeviceTimeout(f"{self.url}: command {shlex.join(argv)!r} timed out after {timeout:g} s and was killed")

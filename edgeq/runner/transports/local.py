@@ -18,7 +18,6 @@ from edgeq.runner.transports.base import (
     ProcessTimeout,
     RunResult,
     Transport,
-    pull_atomically,
     run_process,
     temp_name,
 )
@@ -54,18 +53,19 @@ class _HostTransport(Transport):
             Path(tmp).unlink(missing_ok=True)
 
     def run(self, argv: list[str], timeout: float) -> RunResult:
+        command = self.command(argv)
         try:
-            rc, out, err, wall = run_process(self.command(argv), timeout, cwd=self._dir)
+            rc, out, err, wall = run_process(command, timeout, cwd=self._dir)
         except ProcessTimeout:
             raise self.timed_out(argv, timeout) from None
-        return RunResult(rc, out, err, wall)
+        except OSError as e:  # what a shell would say, so every transport reports it alike
+            return RunResult(127 if isinstance(e, FileNotFoundError) else 126, b"",
+                             f"{command[0]}: {e.strerror}\n".encode(), 0.0)
+        return RunResult(rc if rc >= 0 else 128 - rc, out, err, wall)  # a signal reads as a shell shows it
 
     def pull(self, remote_name: str, local_path: str | os.PathLike[str]) -> None:
         src = os.path.join(self._dir, self.check_name(remote_name))
-        try:
-            pull_atomically(local_path, lambda tmp: shutil.copyfile(src, tmp))
-        except OSError as e:
-            raise self.error(f"pull of {remote_name} failed: {e.strerror}") from None
+        self.pull_via(remote_name, local_path, lambda tmp: shutil.copyfile(src, tmp))
 
     def remove(self, name: str) -> None:
         Path(self._dir, self.check_name(name)).unlink(missing_ok=True)
@@ -93,7 +93,8 @@ class LocalTransport(_HostTransport):
 @cache
 def qemu_cpus() -> frozenset[str]:
     """CPU models this qemu-aarch64 knows, so a typo fails at open and not at the first run."""
-    out = subprocess.run([QEMU, "-cpu", "help"], capture_output=True, text=True, timeout=30).stdout
+    out = subprocess.run([QEMU, "-cpu", "help"], capture_output=True, text=True, timeout=30,
+                         check=False).stdout
     return frozenset(line.split()[0] for line in out.splitlines()[1:] if line.strip())
 
 

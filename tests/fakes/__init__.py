@@ -1,0 +1,1 @@
+"""Device stand-ins for tests (never shipped in the edgeq package)."""
