@@ -7,6 +7,7 @@ docstring). The adb server is private to these tests (ANDROID_ADB_SERVER_PORT) a
 from __future__ import annotations
 
 import shutil
+import socket
 import subprocess
 import time
 from pathlib import Path
@@ -28,12 +29,21 @@ QEMU_A76 = ["qemu-aarch64", "-cpu", "cortex-a76"]
 @pytest.fixture(scope="module", autouse=True)
 def adb_server(tmp_path_factory):
     """A private adb server (own port, own ~/.android) so no real devices or user state are touched."""
+    port = free_port()
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("ANDROID_ADB_SERVER_PORT", str(free_port()))
+        mp.setenv("ANDROID_ADB_SERVER_PORT", str(port))
         mp.setenv("HOME", str(tmp_path_factory.mktemp("adb_home")))
         subprocess.run(["adb", "start-server"], check=True, capture_output=True, timeout=30)
         yield
         subprocess.run(["adb", "kill-server"], check=False, capture_output=True, timeout=30)
+    deadline = time.monotonic() + 10  # the server exits asynchronously: wait until it is gone
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        except OSError:
+            return
+        time.sleep(0.1)
+    pytest.fail(f"the private adb server on port {port} did not exit")
 
 
 @pytest.fixture
