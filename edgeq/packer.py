@@ -81,6 +81,13 @@ class _Lowering:
             return users[0]
         return None
 
+    def feeds_output(self, n: FNode) -> bool:
+        """True for the last weight layer: its output is the graph output or goes only to a final softmax."""
+        if n.name == self.fg.output:
+            return True
+        users = self.fg.consumers(n.name)
+        return len(users) == 1 and users[0].kind == "softmax" and users[0].name == self.fg.output
+
     def lower(self) -> Graph:
         for n in self.fg.nodes:
             if n.name in self.fused:
@@ -118,6 +125,7 @@ class _Lowering:
         relu = self.sole_relu(n)
         out_name = relu.name if relu else n.name
         s_out, z_out = self.out_qparams(out_name)
+        dequant = not relu and self.feeds_output(n)
         if xt.format == F.FMT_B1:
             s_in, z_in = 1.0, 0
         else:
@@ -128,15 +136,18 @@ class _Lowering:
         if packed.scale_kind == F.SCALE_ROW:
             s_w = packed.scales.astype(np.float64)
             real = s_in * s_w / s_out
-            mult, shift = zip(*(quantize_multiplier(r) for r in real)) if len(real) else ((), ())
+            mult, shift = zip(*(quantize_multiplier(r) for r in real))
             with np.errstate(divide="ignore", invalid="ignore"):
                 bq = np.where(s_w > 0, np.round(bias / (s_in * s_w)), 0)
             bq = bq - z_in * ints.sum(axis=1)
             if np.abs(bq).max(initial=0) >= 2**31:
                 raise EdgeqError(f"layer {n.name}: bias does not fit int32 after quantization")
-            extra = [self.g.const(n.name + ".bias", bq.astype(np.int32)),
-                     self.g.const(n.name + ".mult", np.array(mult, np.int32)),
-                     self.g.const(n.name + ".shift", np.array(shift, np.int32))]
+            extra = [self.g.const(n.name + ".bias", bq.astype(np.int32))]
+            if dequant:
+                extra.append(self.g.const(n.name + ".scale", (np.float32(s_in) * s_w.astype(np.float32))))
+            else:
+                extra += [self.g.const(n.name + ".mult", np.array(mult, np.int32)),
+                          self.g.const(n.name + ".shift", np.array(shift, np.int32))]
         else:
             d = packed.scales.astype(np.float64)  # [rows, nb]
             block = packed.block
@@ -146,7 +157,8 @@ class _Lowering:
             wsum = padded.reshape(ints.shape[0], nb, block).sum(axis=2)
             biasf = bias / s_in - z_in * (d * wsum).sum(axis=1)
             extra = [self.g.const(n.name + ".bias", biasf.astype(np.float32)),
-                     self.g.const(n.name + ".mult", np.full(rows.shape[0], s_in / s_out, np.float32))]
+                     self.g.const(n.name + ".mult", np.full(rows.shape[0], s_in if dequant else s_in / s_out,
+                                                            np.float32))]
         if n.kind == "linear":
             out_shape = (1, rows.shape[0])
         else:
@@ -155,7 +167,11 @@ class _Lowering:
             pt, pl, pb, pr = n.attrs["pads"]
             sh, sw = n.attrs["stride"]
             out_shape = (1, (h + pt + pb - kh) // sh + 1, (wd + pl + pr - kw) // sw + 1, rows.shape[0])
-        y = self.act(out_name, out_shape, q=(s_out, z_out))
+        if dequant:
+            y = self.g.activation(out_name, F.FMT_F32, out_shape)
+            self.value[out_name] = y
+        else:
+            y = self.act(out_name, out_shape, q=(s_out, z_out))
         attrs = {L.ATTR_ACT_MIN: z_out if relu else -128, L.ATTR_ACT_MAX: 127}
         if n.kind != "linear":
             attrs.update(_window_attrs(w.shape[1], w.shape[2], n.attrs))

@@ -29,15 +29,17 @@ def _binary_activation_values(bits: np.ndarray, cols: int) -> np.ndarray:
 
 def _dot_rows(x: np.ndarray, w: Tensor, rows: slice, bias: np.ndarray, mult: np.ndarray,
               shift: np.ndarray | None, zp_out: int, act_min: int, act_max: int) -> np.ndarray:
-    """x int32 [P, Kp] (padded with raw 0) times rows `rows` of packed `w` -> int8 [P, M]."""
+    """x int32 [P, Kp] (padded with raw 0) times rows `rows` of packed `w` -> int8 [P, M], or
+    float32 when zp_out is None (F32 output: dequantized, unclamped)."""
     p = w.packed
     wi = _weight_ints(w)[rows]
     bias, mult = bias[rows], mult[rows]
     if p.scale_kind == F.SCALE_ROW:
-        shift = shift[rows]
         acc = x.astype(np.int64) @ wi.T.astype(np.int64)
         acc = acc.astype(np.int32) + bias.astype(np.int32)[None, :]
-        y = multiply_by_quantized_multiplier(acc, mult[None, :], shift[None, :]) + zp_out
+        if zp_out is None:  # F32 output: dequantize
+            return acc.astype(np.float32) * mult.astype(np.float32)[None, :]
+        y = multiply_by_quantized_multiplier(acc, mult[None, :], shift[rows][None, :]) + zp_out
     elif p.scale_kind == F.SCALE_BLOCK:
         nb = wi.shape[1] // p.block
         xb = x.reshape(x.shape[0], nb, p.block).astype(np.int64)
@@ -47,11 +49,18 @@ def _dot_rows(x: np.ndarray, w: Tensor, rows: slice, bias: np.ndarray, mult: np.
         accf = np.zeros((x.shape[0], wi.shape[0]), np.float32)
         for b in range(nb):
             accf = accf + d[None, :, b] * isum[:, :, b].astype(np.float32)
+        if zp_out is None:  # F32 output: dequantize
+            return (accf + bias.astype(np.float32)[None, :]) * mult.astype(np.float32)[None, :]
         y = np.rint((accf + bias.astype(np.float32)[None, :]) * mult.astype(np.float32)[None, :])
         y = np.clip(y, -(1 << 30), 1 << 30).astype(np.int64) + zp_out
     else:
         raise EdgeqError(f"tensor {w.name}: scale kind {p.scale_kind} cannot be used as a weight")
     return np.clip(y, act_min, act_max).astype(np.int8)
+
+
+def _zp_out(yt: Tensor) -> int | None:
+    """The output zero point, or None for an F32 (dequantized) output."""
+    return None if yt.format == F.FMT_F32 else yt.qzero
 
 
 def _pad_cols(x: np.ndarray, cols: int) -> np.ndarray:
@@ -100,7 +109,8 @@ def _linear(g: Graph, op: Op, v: dict) -> np.ndarray:
         xi = _pad_cols(_binary_activation_values(x, xt.shape[1]), kp)
     else:
         xi = _pad_cols(x.reshape(-1, x.shape[-1]).astype(np.int32), kp)
-    return _dot_rows(xi, w, slice(None), bias, mult, shift, yt.qzero, op.attrs[A.ATTR_ACT_MIN], op.attrs[A.ATTR_ACT_MAX])
+    return _dot_rows(xi, w, slice(None), bias, mult, shift, _zp_out(yt), op.attrs[A.ATTR_ACT_MIN],
+                     op.attrs[A.ATTR_ACT_MAX])
 
 
 def _conv(g: Graph, op: Op, v: dict) -> np.ndarray:
@@ -110,7 +120,7 @@ def _conv(g: Graph, op: Op, v: dict) -> np.ndarray:
     kh, kw, sh, sw, pads = _window(op)
     n, c = x.shape[0], x.shape[3]
     kp = w.packed.int_values().shape[1]
-    act = (yt.qzero, op.attrs[A.ATTR_ACT_MIN], op.attrs[A.ATTR_ACT_MAX])
+    act = (_zp_out(yt), op.attrs[A.ATTR_ACT_MIN], op.attrs[A.ATTR_ACT_MAX])
     if op.op == L.OP_CONV2D:
         patches, oh, ow = _im2col(x, kh, kw, sh, sw, pads, xt.qzero)
         y = _dot_rows(_pad_cols(patches, kp), w, slice(None), bias, mult, shift, *act)

@@ -162,7 +162,9 @@ EDGEQ_STATIC_ASSERT(sizeof(edgeq_op_t) == 104, op_104);
 /* Ops. Activations are NHWC / [N, features]. Inputs of LINEAR, CONV2D and
  * DWCONV2D: 0 x, 1 weight, 2 bias (I32 for SCALE_ROW weights, F32 for
  * SCALE_BLOCK), 3 requant multiplier (I32 Q31 per row; F32 per row for
- * SCALE_BLOCK), 4 requant shift (I32 per row; absent for SCALE_BLOCK). */
+ * SCALE_BLOCK), 4 requant shift (I32 per row; absent for SCALE_BLOCK). With an F32
+ * output tensor (last layer), input 3 is an F32 per-row dequantization scale, input 4 is absent
+ * and the output is not clamped (docs/numerics.md). */
 enum {
     EDGEQ_OP_LINEAR = 1,     /* x I8 [N,K] (or B1 [N,K] bit-packed) -> I8 [N,M] */
     EDGEQ_OP_CONV2D = 2,     /* x I8 [N,H,W,C], weight rows [Cout, KH*KW*Cin] */
