@@ -1,5 +1,6 @@
 """The list of CLI subcommands, imported lazily by edgeq.cli."""
 
 from edgeq.cli_pack import dequant, inspect, pack
+from edgeq.targets.fpga import fpga
 
-ALL: list = [pack, inspect, dequant]
+ALL: list = [pack, inspect, dequant, fpga]
