@@ -85,8 +85,8 @@ def main() -> None:
             model.load_state_dict(base)
             # binary networks keep their first and last layers int8 (BNN practice; packed the same way)
             plan = {n: ("i8" if fmt == "b1" and n in (layers[0], layers[-1]) else fmt) for n in layers}
-            qat.prepare_qat(model, plan)
-            fit(model, x_train, y_train, epochs=20, lr=1e-3)
+            qat.prepare_qat(model, plan, activations=True)
+            fit(model, x_train, y_train, epochs=40, lr=2e-3)
             print(f"{kind} {fmt} QAT: test accuracy (fake-quant weights) {accuracy(model, x_test, y_test):.4f}")
             qat.strip_qat(model)
             export(model, kind, f"{kind}_{fmt}_qat")
