@@ -64,7 +64,7 @@ def _calibration(path: Path | None, fg, model: Path):
         raise EdgeqError(f"{path}: calibration .npz needs an array named 'x' (has {', '.join(data.files)})")
     x = to_nhwc(data["x"], fg.input_shape)
     tests = to_nhwc(data["x_test"], fg.input_shape) if "x_test" in data else None
-    labels = data["y_test"] if "y_test" in data else None
+    labels = data.get("y_test")
     return x, tests, labels
 
 

@@ -288,7 +288,7 @@ def pack(fg: FloatGraph, calib: np.ndarray, recipe: Recipe, *, target: str = "",
     g.metadata = {
         "model": fg.source,
         "recipe": {"format": recipe.format, "group": recipe.group, "layers": low.layer_formats,
-                   "activations": "int8 static per-tensor (min/max)", "calibration_samples": int(len(calib))},
+                   "activations": "int8 static per-tensor (min/max)", "calibration_samples": len(calib)},
         "input_layout": "NHWC" if len(fg.input_shape) == 4 else "NF",
         **(metadata or {}),
     }

@@ -152,13 +152,13 @@ def test_every_corruption_is_one_clear_error(tmp_path, mlp_t2_blob):
 
 
 def test_inspect_cli_real_subprocess(mlp_t2_blob, tmp_path):
-    ok = subprocess.run([sys.executable, "-m", "edgeq.cli", "inspect", str(mlp_t2_blob), "--json"],
+    ok = subprocess.run(check=False, args=[sys.executable, "-m", "edgeq.cli", "inspect", str(mlp_t2_blob), "--json"],
                         capture_output=True, text=True, cwd=ROOT)
     assert ok.returncode == 0, ok.stderr
     assert '"compression_vs_fp32"' in ok.stdout
     bad = tmp_path / "bad.edgeq"
     bad.write_bytes(mlp_t2_blob.read_bytes()[:100])
-    res = subprocess.run([sys.executable, "-m", "edgeq.cli", "inspect", str(bad)], capture_output=True, text=True,
+    res = subprocess.run(check=False, args=[sys.executable, "-m", "edgeq.cli", "inspect", str(bad)], capture_output=True, text=True,
                          cwd=ROOT)
     assert res.returncode == 2
     assert res.stderr.startswith("error: truncated") and "Traceback" not in res.stderr
@@ -185,6 +185,6 @@ def test_random_garbage_never_crashes(tmp_path, mlp_t2_blob):
 
 
 def test_abi_mirror_matches_c_header():
-    res = subprocess.run([sys.executable, str(ROOT / "tools" / "check_abi.py")], capture_output=True, text=True)
+    res = subprocess.run(check=False, args=[sys.executable, str(ROOT / "tools" / "check_abi.py")], capture_output=True, text=True)
     assert res.returncode == 0, res.stdout + res.stderr
     assert "ABI check: OK" in res.stdout

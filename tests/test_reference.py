@@ -64,7 +64,7 @@ def test_tensor_used_before_produced_is_refused():
 
 @pytest.mark.parametrize("fmt", ["t2", "t158", "b1", "q4", "i8"])
 def test_digits_mlp_every_format_packs_and_runs(fmt):
-    graph, fg, x_test, y_test = digits_blob_graph("mlp_fp32", fmt)
+    graph, _, x_test, y_test = digits_blob_graph("mlp_fp32", fmt)
     acc = accuracy(graph, x_test, y_test)
     assert acc > (0.5 if fmt in ("t2", "t158", "b1") else 0.9)
     outs = graph.test_tensors(L.TENSOR_TEST_OUTPUT)

@@ -19,8 +19,8 @@ ROOT = Path(__file__).resolve().parent.parent
 HEADER = ROOT / "runtimes/include/edgeq/edgeq_blob.h"
 sys.path.insert(0, str(ROOT))
 
-from edgeq.blob import layout  # noqa: E402
-from edgeq.formats import ids  # noqa: E402
+from edgeq.blob import layout
+from edgeq.formats import ids
 
 NOT_CONSTANTS = {"EDGEQ_BLOB_H", "EDGEQ_STATIC_ASSERT", "EDGEQ_MAGIC"}
 
@@ -37,7 +37,7 @@ def python_constants() -> dict[str, int]:
 def header_constant_names() -> set[str]:
     text = HEADER.read_text()
     names = set(re.findall(r"#define\s+EDGEQ_(\w+)\s+\S", text))
-    names |= set(re.findall(r"^\s*EDGEQ_(\w+)\s*=", text, re.M))
+    names |= set(re.findall(r"^\s*EDGEQ_(\w+)\s*=", text, re.MULTILINE))
     return {n for n in names if "EDGEQ_" + n not in NOT_CONSTANTS}
 
 

@@ -6,6 +6,7 @@ Any problem raises BlobError with one line naming what is wrong; nothing is read
 from __future__ import annotations
 
 import ctypes
+import itertools
 import json
 import mmap
 import os
@@ -127,7 +128,7 @@ def _sections(view: memoryview, header: L.edgeq_header_t) -> dict[int, L.edgeq_s
         spans.append((sec.offset, sec.offset + sec.size, name))
         sections[sec.kind] = sec
     spans.sort()
-    for (a0, a1, an), (b0, _, bn) in zip(spans, spans[1:]):
+    for (_, a1, an), (b0, _, bn) in itertools.pairwise(spans):
         if b0 < a1:
             raise BlobError(f"{an} and {bn} sections overlap")
     for kind in (L.SECTION_STRINGS, L.SECTION_TENSORS, L.SECTION_GRAPH, L.SECTION_METADATA, L.SECTION_DATA):

@@ -46,7 +46,7 @@ def load_pt2(path: str | Path):
         raise EdgeqError(f"{path}: no such model file")
     try:
         return torch.export.load(str(path))
-    except Exception as e:  # torch raises many types for a bad archive
+    except Exception as e:  # noqa: BLE001 -- torch raises many unrelated types for a bad archive
         raise EdgeqError(f"{path}: not a torch.export .pt2 program ({type(e).__name__}: {str(e)[:120]})") from None
 
 

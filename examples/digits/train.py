@@ -16,9 +16,9 @@ from sklearn.model_selection import train_test_split
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).parent))
-from models import MODELS, example_input  # noqa: E402
+from models import MODELS, example_input
 
-from edgeq.quant import qat  # noqa: E402
+from edgeq.quant import qat
 
 OUT = Path(__file__).parent / "models"
 QAT_FORMATS = ["t2", "t158", "b1", "q4", "i8"]
