@@ -1,6 +1,7 @@
 """The list of CLI subcommands, imported lazily by edgeq.cli."""
 
 from edgeq.cli_pack import dequant, inspect, pack
+from edgeq.targets.commands import build_cmd, fit_cmd, targets
 from edgeq.targets.fpga import fpga
 
-ALL: list = [pack, inspect, dequant, fpga]
+ALL: list = [pack, inspect, dequant, fpga, targets, build_cmd, fit_cmd]

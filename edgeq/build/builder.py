@@ -1,0 +1,145 @@
+"""Builds the C runtime for a target with its toolchain, once per (target, sources, flags, compiler).
+
+The runtime sources are copied into a fresh directory under the cache and `make` runs there with
+the target's make variables (edgeq.targets.neon), so concurrent builds for different targets never
+share object files and a finished build is published by one atomic rename. The cache key hashes
+the sources, the make variables and the compiler's version line: edit any of them and it rebuilds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from edgeq.errors import BuildError, EdgeqError
+from edgeq.targets import neon
+from edgeq.targets.registry import Target
+
+RUNTIME_DIR = Path(__file__).resolve().parents[2] / "runtimes"
+RUNNER = "edgeq_runner"
+LIBRARIES = ("libedgeq.a", "libedgeq.so")
+IGNORED_DIRS = {"build", "__pycache__", ".git"}
+IGNORED_SUFFIXES = {".o", ".a", ".so", ".d", ".elf", ".bin"}
+BUILD_TIMEOUT_S = 600
+
+
+def cache_root() -> Path:
+    """EDGEQ_CACHE_DIR, else $XDG_CACHE_HOME/edgeq, else ~/.cache/edgeq."""
+    if os.environ.get("EDGEQ_CACHE_DIR"):
+        return Path(os.environ["EDGEQ_CACHE_DIR"]).expanduser()
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")).expanduser() / "edgeq"
+
+
+def toolchain(cc: str, package: str) -> tuple[str, str]:
+    """(path, version line) of a compiler; BuildError naming the apt package when it is missing."""
+    path = shutil.which(cc)
+    if path is None:
+        raise BuildError(f"compiler {cc} not found; install it with `sudo apt-get install {package}` "
+                         f"(or run tools/bootstrap.sh)")
+    out = subprocess.run([path, "--version"], check=False, capture_output=True, text=True, timeout=60)
+    return path, (out.stdout.splitlines() or [""])[0]
+
+
+def source_files(root: Path) -> list[Path]:
+    """The runtime's source files (no build products), sorted for a stable hash."""
+    files = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if d not in IGNORED_DIRS)
+        files += [Path(dirpath) / f for f in sorted(filenames) if Path(f).suffix not in IGNORED_SUFFIXES]
+    return files
+
+
+def build_key(target: Target, make_vars: dict[str, str], version: str, source: Path) -> str:
+    """Hash of everything the build output depends on."""
+    h = hashlib.sha256()
+    h.update(json.dumps({"target": target.id, "vars": make_vars, "cc": version}, sort_keys=True).encode())
+    for path in source_files(source):
+        h.update(str(path.relative_to(source)).encode() + b"\0")
+        h.update(path.read_bytes())
+    return h.hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    """Where a target's runtime build lives, and whether it came from the cache."""
+
+    target: str
+    directory: Path
+    runner: Path
+    libraries: tuple[Path, ...]
+    cached: bool
+    config: neon.CpuBuildConfig
+
+    def to_json(self) -> dict:
+        return {"target": self.target, "directory": str(self.directory), "runner": str(self.runner),
+                "libraries": [str(p) for p in self.libraries], "cached": self.cached,
+                "make_vars": self.config.make_vars()}
+
+
+def _find(tree: Path, name: str) -> Path | None:
+    hits = sorted(tree.rglob(name), key=lambda p: len(p.parts))
+    return hits[0] if hits else None
+
+
+def _make(work: Path, make_vars: dict[str, str]) -> None:
+    cmd = ["make", "-C", str(work), f"-j{os.cpu_count() or 1}", *[f"{k}={v}" for k, v in make_vars.items()]]
+    try:
+        proc = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=BUILD_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        raise BuildError(f"runtime build timed out after {BUILD_TIMEOUT_S} s") from None
+    if proc.returncode:
+        tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-15:])
+        raise BuildError(f"runtime build failed (make exited {proc.returncode}):\n{tail}")
+
+
+def build_runtime(target: Target, out: Path | None = None, source: Path = RUNTIME_DIR) -> BuildResult:
+    """Builds (or reuses) libedgeq + edgeq_runner for `target`; copies them into `out` when given."""
+    cfg = neon.config(target)
+    _, version = toolchain(cfg.cc, cfg.package)
+    if not (source / "Makefile").is_file():
+        raise BuildError(f"{source}/Makefile not found: the C runtime sources are missing")
+    make_vars = cfg.make_vars()
+    key = build_key(target, make_vars, version, source)
+    final = cache_root() / "build" / f"{target.id}-{key}"
+    cached = (final / RUNNER).is_file()
+    if not cached:
+        final.parent.mkdir(parents=True, exist_ok=True)
+        stage = Path(tempfile.mkdtemp(prefix=f".{target.id}-", dir=final.parent))
+        try:
+            work = stage / "src"
+            shutil.copytree(source, work, ignore=shutil.ignore_patterns(*IGNORED_DIRS, "*.o", "*.a", "*.so", "*.d"))
+            _make(work, make_vars)
+            runner = _find(work, RUNNER)
+            if runner is None:
+                raise BuildError(f"runtime build finished but produced no {RUNNER}")
+            shutil.copy2(runner, stage / RUNNER)
+            for lib in LIBRARIES:
+                found = _find(work, lib)
+                if found is not None:
+                    shutil.copy2(found, stage / lib)
+            (stage / "config.mk").write_text(cfg.config_mk())
+            (stage / "toolchain.cmake").write_text(cfg.cmake_toolchain())
+            try:
+                stage.rename(final)
+            except OSError:  # a concurrent build of the same key won; use its result
+                if not (final / RUNNER).is_file():
+                    raise
+        finally:
+            shutil.rmtree(stage, ignore_errors=True)
+    directory = final
+    if out is not None:
+        directory = Path(out)
+        if directory.exists() and not directory.is_dir():
+            raise EdgeqError(f"{directory}: exists and is not a directory")
+        directory.mkdir(parents=True, exist_ok=True)
+        for item in final.iterdir():
+            if item.is_file():
+                shutil.copy2(item, directory / item.name)
+    libs = tuple(directory / lib for lib in LIBRARIES if (directory / lib).is_file())
+    return BuildResult(target.id, directory, directory / RUNNER, libs, cached, cfg)

@@ -1,0 +1,227 @@
+"""Roofline latency model per target. Every figure it produces is *modelled*, never measured.
+
+Per layer:  time = max(compute, memory) + op overhead
+            compute = MACs x instructions_per_weight(kernel) / (IPC x clock x threads)
+            memory  = (weight bytes + activation bytes) / read bandwidth(threads)
+IPC, clock, bandwidth and overhead come from the board file; instructions per weight per kernel
+from KERNEL_COSTS below, each with its status and source. docs/latency-model.md states the model
+and its error against published figures.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from edgeq.blob import layout as L
+from edgeq.blob import read_blob
+from edgeq.errors import EdgeqError
+from edgeq.formats import FORMATS
+from edgeq.formats import ids as F
+from edgeq.graph import Graph
+from edgeq.targets import mcu, neon
+from edgeq.targets.registry import LINUX_FAMILIES, Target
+
+SOURCE = "modelled"
+WEIGHT_OPS = (L.OP_LINEAR, L.OP_CONV2D, L.OP_DWCONV2D)
+
+
+@dataclass(frozen=True)
+class KernelCost:
+    """Executed instructions per weight of one mat-vec kernel (everything a call does, set-up excluded)."""
+
+    insn_per_weight: float
+    status: str  # measured | peer-measured | placeholder | estimate
+    source: str
+
+
+GGML_A76 = "DESIGN §6: qemu-aarch64 -cpu cortex-a76 insn plugin, gcc 12 -O2 -mcpu=cortex-a76, 1024x4096 mat-vec"
+PLACEHOLDER = "placeholder until the NEON kernel issue measures edgeq's kernel under qemu: ggml's figure for {}"
+KERNEL_COSTS: dict[str, KernelCost] = {
+    # Peers, measured (the only measured figures so far).
+    "ggml/tq2_0": KernelCost(0.34, "peer-measured", GGML_A76),
+    "ggml/tq1_0": KernelCost(0.52, "peer-measured", GGML_A76),
+    "ggml/q4_0": KernelCost(0.68, "peer-measured", GGML_A76),
+    # edgeq NEON dotprod tier: placeholders = the peer figure of the equivalent format.
+    "neon_dotprod/t2_matvec": KernelCost(0.34, "placeholder", PLACEHOLDER.format("TQ2_0")),
+    "neon_dotprod/t158_matvec": KernelCost(0.52, "placeholder", PLACEHOLDER.format("TQ1_0")),
+    "neon_dotprod/q4_matvec": KernelCost(0.68, "placeholder", PLACEHOLDER.format("Q4_0")),
+    "neon_dotprod/i8_matvec": KernelCost(0.15, "estimate", "estimate: one LD1 + one SDOT per 16 weights + loop"),
+    "neon_dotprod/b1_matvec": KernelCost(0.35, "estimate", "estimate: bit expand to +-1 bytes, then SDOT"),
+    "neon_dotprod/b1_xnor_matvec": KernelCost(0.05, "estimate", "estimate: EOR + CNT + ADALP per 128 weights"),
+    # Armv8.0 NEON tier (no SDOT): widening multiply-accumulate, about twice the dotprod work.
+    **{f"neon/{f}_matvec": KernelCost(c, "estimate", "estimate: SMLAL/SADALP instead of SDOT (~2x dotprod tier)")
+       for f, c in {"t2": 0.7, "t158": 1.0, "q4": 1.3, "i8": 0.3, "b1": 0.7}.items()},
+    "neon/b1_xnor_matvec": KernelCost(0.05, "estimate", "estimate: EOR + CNT + ADALP per 128 weights"),
+    # x86 AVX2 tier: placeholders until `edgeq bench` (C runtime issue) measures them.
+    **{f"avx2/{f}_matvec": KernelCost(c, "placeholder", "placeholder: half the NEON dotprod figure (256-bit vs "
+                                                          "128-bit vectors) until edgeq bench measures it")
+       for f, c in {"t2": 0.17, "t158": 0.26, "q4": 0.34, "i8": 0.08, "b1": 0.18}.items()},
+    "avx2/b1_xnor_matvec": KernelCost(0.03, "placeholder", "placeholder: VPXOR + popcount per 256 weights"),
+    # Cortex-M: DSP extension (SMLAD = 2 MACs) and Helium (MVE, 16 int8 lanes per VMLADAV).
+    **{f"cortex_m_dsp/{f}_matvec": KernelCost(c, "estimate", "estimate: SXTB16 unpack + SMLAD (2 MACs/insn)")
+       for f, c in {"t2": 1.5, "t158": 2.5, "q4": 1.5, "i8": 0.8, "b1": 1.0}.items()},
+    "cortex_m_dsp/b1_xnor_matvec": KernelCost(0.2, "estimate", "estimate: EOR + table popcount per 32 weights"),
+    **{f"helium/{f}_matvec": KernelCost(c, "estimate", "estimate: VLDRB + VMLADAV on 16 int8 lanes")
+       for f, c in {"t2": 0.4, "t158": 0.7, "q4": 0.4, "i8": 0.15, "b1": 0.3}.items()},
+    "helium/b1_xnor_matvec": KernelCost(0.05, "estimate", "estimate: VEOR + VCNT per 128 weights"),
+}
+REF_COST = KernelCost(4.0, "estimate", "estimate: plain C reference kernel, unpack + multiply-add per weight")
+
+
+def kernel_cost(kernel: str) -> KernelCost:
+    """Instructions per weight of a named kernel; the reference tier's estimate for unknown names."""
+    return KERNEL_COSTS.get(kernel, REF_COST)
+
+
+def kernels_for(target: Target) -> dict[str, str]:
+    """Format -> the mat-vec kernel the runtime chooses on this target (plus "b1_xnor" for binary activations)."""
+    if target.family in LINUX_FAMILIES:
+        chosen = neon.kernel_choice(target)[2]
+        return {**{f: k["matvec"] for f, k in chosen.items()}, "b1_xnor": chosen["b1"]["xnor"]}
+    if target.family == "mcu":
+        return {**mcu.config(target)["kernels"], "b1_xnor": f"{mcu.kernel_tier(target)}/b1_xnor_matvec"}
+    raise EdgeqError(f"target {target.id} is family {target.family}: no CPU latency model (see `edgeq fpga`)")
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One weight layer: `rows x cols` weights applied to `n` vectors, stored at `bits_per_weight`."""
+
+    name: str
+    rows: int
+    cols: int
+    kernel: str
+    bits_per_weight: float
+    n: int = 1
+    act_bytes: int = 0
+
+    @property
+    def macs(self) -> int:
+        return self.rows * self.cols * self.n
+
+
+@dataclass
+class LayerTime:
+    name: str
+    kernel: str
+    kernel_status: str
+    macs: int
+    bytes: int
+    compute_s: float
+    memory_s: float
+    overhead_s: float
+    time_s: float
+    bound: str
+    source: str = SOURCE
+
+
+@dataclass
+class Estimate:
+    """A modelled latency: per layer and in total, with the constants it used."""
+
+    target: str
+    threads: int
+    layers: list[LayerTime]
+    other_s: float
+    assumptions: dict = field(default_factory=dict)
+    source: str = SOURCE
+
+    @property
+    def total_s(self) -> float:
+        return sum(x.time_s for x in self.layers) + self.other_s
+
+    def to_json(self) -> dict:
+        return {"target": self.target, "threads": self.threads, "source": SOURCE, "total_s": self.total_s,
+                "other_ops_s": self.other_s, "layers": [asdict(x) for x in self.layers],
+                "assumptions": self.assumptions}
+
+
+def _threads(target: Target, threads: int | None) -> int:
+    t = target.threads if threads is None else threads
+    if t < 1:
+        raise EdgeqError(f"threads must be >= 1, got {t}")
+    return min(t, target.cpu["cores"])
+
+
+def assumptions(target: Target, threads: int) -> dict:
+    cpu, lat = target.cpu, target.section("latency")
+    return {"freq_mhz": cpu["freq_mhz"], "ipc": lat["ipc"], "threads": threads,
+            "read_gbps": target.read_gbps(threads), "op_overhead_us": lat["op_overhead_us"],
+            "sources": {"cpu": cpu["source"], "memory": target.memory["source"], "latency": lat["source"]}}
+
+
+def layer_time(target: Target, layer: Layer, threads: int) -> LayerTime:
+    """Roofline time of one layer on `threads` cores."""
+    lat = target.section("latency")
+    cost = kernel_cost(layer.kernel)
+    compute = layer.macs * cost.insn_per_weight / (lat["ipc"] * target.cpu["freq_mhz"] * 1e6 * threads)
+    nbytes = int(layer.rows * layer.cols * layer.bits_per_weight / 8) + layer.act_bytes
+    memory = nbytes / (target.read_gbps(threads) * 1e9)
+    overhead = lat["op_overhead_us"] * 1e-6
+    return LayerTime(layer.name, layer.kernel, cost.status, layer.macs, nbytes, compute, memory, overhead,
+                     max(compute, memory) + overhead, "compute" if compute >= memory else "memory")
+
+
+def predict(target: Target, layers: list[Layer], threads: int | None = None, other_ops: int = 0,
+            other_bytes: int = 0) -> Estimate:
+    """Modelled latency of weight layers plus `other_ops` cheap ops moving `other_bytes`."""
+    threads = _threads(target, threads)
+    lat = target.section("latency")
+    other = other_ops * lat["op_overhead_us"] * 1e-6 + other_bytes / (target.read_gbps(threads) * 1e9)
+    return Estimate(target.id, threads, [layer_time(target, x, threads) for x in layers], other,
+                    assumptions(target, threads))
+
+
+def graph_layers(target: Target, graph: Graph) -> tuple[list[Layer], int, int]:
+    """(weight layers, count of other ops, bytes those ops move) of a quantized graph."""
+    kernels = kernels_for(target)
+    names = {f.id: f.name for f in FORMATS.values()}
+    layers, other_ops, other_bytes = [], 0, 0
+    for k, op in enumerate(graph.ops):
+        x, y = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
+        act = mcu.activation_bytes(x) + mcu.activation_bytes(y)
+        if op.op not in WEIGHT_OPS:
+            other_ops += 1
+            other_bytes += act
+            continue
+        w = graph.tensors[op.inputs[1]]
+        fmt = names[w.format]
+        kernel = kernels["b1_xnor"] if fmt == "b1" and x.format == F.FMT_B1 else kernels[fmt]
+        rows, cols = w.shape
+        n = 1
+        for s in y.shape[:-1]:
+            n *= s
+        stored = w.packed.codes.nbytes + w.packed.scales.nbytes
+        layers.append(Layer(f"{k}_{op.name}", rows, cols, kernel, stored * 8 / (rows * cols), n, act))
+    return layers, other_ops, other_bytes
+
+
+def predict_graph(target: Target, graph: Graph, threads: int | None = None) -> Estimate:
+    layers, other_ops, other_bytes = graph_layers(target, graph)
+    return predict(target, layers, threads, other_ops, other_bytes)
+
+
+def predict_blob(target: Target, path: str | Path, threads: int | None = None) -> Estimate:
+    """Modelled latency of one inference of a blob on a target."""
+    return predict_graph(target, read_blob(path).graph, threads)
+
+
+def from_instructions(target: Target, instructions: int, threads: int = 1) -> float:
+    """Modelled seconds on the real board for an instruction count measured under emulation (qemu -icount
+    or the insn plugin): instructions / (IPC x clock x threads)."""
+    threads = _threads(target, threads)
+    return instructions / (target.section("latency")["ipc"] * target.cpu["freq_mhz"] * 1e6 * threads)
+
+
+def decoder_layers(hidden: int, intermediate: int, n_layers: int, vocab: int, kernel: str, bits_per_weight: float,
+                   head_kernel: str, head_bits_per_weight: float) -> list[Layer]:
+    """Mat-vec layers of one decode step of a LLaMA-style decoder (q, k, v, o, gate, up, down; lm_head).
+
+    Attention over the KV cache is left out: at short contexts it is small next to the weights.
+    """
+    block = [("q", hidden, hidden), ("k", hidden, hidden), ("v", hidden, hidden), ("o", hidden, hidden),
+             ("gate", intermediate, hidden), ("up", intermediate, hidden), ("down", hidden, intermediate)]
+    layers = [Layer(f"{i}.{name}", rows, cols, kernel, bits_per_weight)
+              for i in range(n_layers) for name, rows, cols in block]
+    return layers + [Layer("lm_head", vocab, hidden, head_kernel, head_bits_per_weight)]
