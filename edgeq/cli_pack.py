@@ -70,17 +70,19 @@ def _calibration(path: Path | None, fg, model: Path):
 
 @click.command()
 @click.argument("model", type=click.Path(path_type=Path))
-@click.option("-f", "--format", "fmt", type=click.Choice(sorted(FORMATS)), default="t2", show_default=True,
-              help="Weight format for every layer.")
+@click.option("-f", "--format", "fmt", type=click.Choice(sorted(FORMATS)), default=None,
+              help="Weight format for every layer [default: the target's default_format, else t2].")
 @click.option("--group", type=click.Choice(["32", "64", "128"]), default="32", show_default=True,
               help="Q4 group size.")
 @click.option("--first-last-i8", is_flag=True, help="Keep the first and last layers int8 (BNN practice).")
 @click.option("--target", default="", help="Target id the blob is packed for (see `edgeq targets list`).")
 @click.option("--calib", type=click.Path(path_type=Path, dir_okay=False),
               help=".npz with calibration inputs 'x' and optional 'x_test'/'y_test' to bundle.")
+@click.option("--tests", "n_tests", type=click.IntRange(0, 10000), default=32, show_default=True,
+              help="How many of the .npz's x_test inputs to bundle (with reference outputs) for device checks.")
 @click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False), required=True)
-def pack(model: Path, fmt: str, group: str, first_last_i8: bool, target: str, calib: Path | None,
-         output: Path) -> None:
+def pack(model: Path, fmt: str | None, group: str, first_last_i8: bool, target: str, calib: Path | None,
+         n_tests: int, output: Path) -> None:
     """Quantize MODEL (.pt2) and write a blob."""
     from edgeq.packer import Recipe
     from edgeq.packer import pack as pack_graph
@@ -88,9 +90,13 @@ def pack(model: Path, fmt: str, group: str, first_last_i8: bool, target: str, ca
     if target:
         from edgeq.targets.registry import get_target
 
-        get_target(target)
+        fmt = fmt or get_target(target).default_format
+    fmt = fmt or "t2"
     fg = load_model(model)
     x, tests, labels = _calibration(calib, fg, model)
+    if tests is not None:
+        tests = tests[:n_tests] if n_tests else None
+        labels = labels[:n_tests] if labels is not None and n_tests else None
     layers = sum(n.kind in ("linear", "conv2d", "dwconv2d") for n in fg.nodes)
     with Progress(transient=True) as bar:
         task = bar.add_task("packing", total=layers)
