@@ -8,6 +8,8 @@ bootstrap:
 
 demo: bootstrap
 	$(PY) examples/digits/demo.py
+	.venv/bin/edgeq deploy --target rpi5 examples/digits/models/cnn_t2_qat.pt2 \
+		--calib examples/digits/models/cnn_data.npz --runs 20
 
 test: bootstrap
 	$(PY) -m pytest -n 2 -q tests
