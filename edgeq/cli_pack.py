@@ -17,6 +17,7 @@ from edgeq.blob.writer import atomic_write
 from edgeq.errors import EdgeqError
 from edgeq.formats import FORMATS
 from edgeq.formats import ids as F
+from edgeq.graph import Graph
 
 PLAIN_NAMES = {F.FMT_F32: "f32", F.FMT_F16: "f16", F.FMT_I32: "i32", F.FMT_I8: "i8", F.FMT_U8: "u8"}
 
@@ -37,14 +38,40 @@ def to_nhwc(x: np.ndarray, input_shape: tuple[int, ...]) -> np.ndarray:
 
 
 def load_model(path: Path):
-    """Model file -> FloatGraph, by extension."""
+    """Model file -> FloatGraph (.pt2, to be quantized) or an already quantized Graph (.gguf)."""
     if not path.exists():
         raise EdgeqError(f"{path}: no such model file")
     if path.suffix == ".pt2":
         from edgeq.importers.torch_export import from_pt2
 
         return from_pt2(path)
-    raise EdgeqError(f"{path}: unsupported model type '{path.suffix}' (supported: .pt2)")
+    if path.suffix == ".gguf":
+        from edgeq.importers.gguf_import import from_gguf_file
+
+        return from_gguf_file(path)
+    raise EdgeqError(f"{path}: unsupported model type '{path.suffix}' (supported: .pt2, .gguf)")
+
+
+def _write_imported(graph: Graph, model: Path, fmt: str | None, calib: Path | None, target: str,
+                    output: Path) -> None:
+    """Writes a model that arrives quantized (.gguf, .tflite) as imported: no recipe, no calibration."""
+    if fmt or calib:
+        raise EdgeqError(f"{model}: -f/--format and --calib do not apply to {model.suffix} models, whose "
+                         "weights and activation parameters are already quantized")
+    if target:
+        from edgeq.targets.registry import get_target
+
+        get_target(target)  # an unknown target is an error here too
+    graph.target = target
+    size = write_blob(graph, output)
+    consts = sum(t.is_const for t in graph.tensors)
+    click.echo(f"wrote {output} ({size} bytes, {consts} constant tensors, {len(graph.ops)} ops, from {model.suffix})")
+    converted = {name: e for name, e in graph.metadata.get("gguf", {}).get("tensors", {}).items()
+                 if "max_abs_error" in e}
+    if converted:
+        worst = max(e["max_abs_error"] for e in converted.values())
+        click.echo(f"note: {len(converted)} Q8_0 tensor(s) requantized to i8 per row (not lossless: max abs "
+                   f"error {worst:.3g}, per tensor in the blob metadata)", err=True)
 
 
 def _calibration(path: Path | None, fg, model: Path):
@@ -83,16 +110,19 @@ def _calibration(path: Path | None, fg, model: Path):
 @click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False), required=True)
 def pack(model: Path, fmt: str | None, group: str, first_last_i8: bool, target: str, calib: Path | None,
          n_tests: int, output: Path) -> None:
-    """Quantize MODEL (.pt2) and write a blob."""
+    """Quantize MODEL (.pt2) or repack an already quantized one (.gguf, .tflite), and write a blob."""
     from edgeq.packer import Recipe
     from edgeq.packer import pack as pack_graph
 
+    fg = load_model(model)
+    if isinstance(fg, Graph):
+        _write_imported(fg, model, fmt, calib, target, output)
+        return
     if target:
         from edgeq.targets.registry import get_target
 
         fmt = fmt or get_target(target).default_format
     fmt = fmt or "t2"
-    fg = load_model(model)
     x, tests, labels = _calibration(calib, fg, model)
     if tests is not None:
         tests = tests[:n_tests] if n_tests else None
