@@ -35,6 +35,12 @@ def test_deploy_rpi5_emulated_json_report():
     acc = report["accuracy"]
     assert acc["passed"] and acc["max_abs_err"] == 0 and acc["top1_agreement"] == 1.0
     assert report["blob"]["formats"] == ["t2"]
+    from edgeq.runner.deploy import insn_plugin
+
+    if insn_plugin():  # built by tools/build_qemu_plugin.sh during bootstrap
+        counted = report["latency"]["instructions"]
+        assert counted["source"] == "emulated" and counted["count"] > 10 * 64 * 128  # at least one MAC per weight
+        assert {m["method"] for m in report["latency"]["modelled"]} == {"roofline", "instructions"}
     assert "used its emulated default qemu-user://cortex-a76" in res.output
 
 

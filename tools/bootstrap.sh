@@ -25,6 +25,8 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+bash tools/build_qemu_plugin.sh || echo "bootstrap: qemu instruction-count plugin not built (deploy reports no instruction counts)"
+
 PY=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 stamp=.venv/.edgeq-installed

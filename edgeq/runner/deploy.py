@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -91,6 +93,33 @@ def run_on_device(plan: Plan, runner: Path, blob: Path, runs: int, warmup: int, 
     return data, desc
 
 
+def insn_plugin() -> Path | None:
+    """qemu's instruction-count plugin, built by tools/build_qemu_plugin.sh (bootstrap), if present."""
+    path = Path(os.environ.get("EDGEQ_QEMU_INSN_PLUGIN") or
+                Path(os.environ.get("EDGEQ_CACHE") or Path.home() / ".cache" / "edgeq") / "qemu-plugins" / "libinsn.so")
+    return path if path.is_file() else None
+
+
+def count_instructions(plan: Plan, runner: Path, blob: Path, timeout: float) -> int | None:
+    """Executed instructions of one inference under qemu-user: runs with 1 and 11 inferences, so the
+    set-up (load, bundled checks) cancels in the difference. None when the plugin or qemu-user is absent."""
+    plugin = insn_plugin()
+    if plugin is None or not plan.url.startswith("qemu-user://"):
+        return None
+    url = plan.url + ("&" if "?" in plan.url else "?") + f"plugin={plugin}"
+    totals = []
+    with open_transport(url) as dev:
+        dev.push(str(runner), "edgeq_runner")
+        dev.push(str(blob), "model.edgeq")
+        for runs in (1, 11):
+            res = dev.run(["./edgeq_runner", "model.edgeq", "--warmup", "0", "--runs", str(runs)], timeout=timeout)
+            found = re.findall(rb"total insns: (\d+)", res.stderr)
+            if res.returncode != 0 or not found:
+                return None
+            totals.append(int(found[-1]))
+    return (totals[1] - totals[0]) // 10
+
+
 def check_accuracy(blob_path: Path, outputs: list) -> dict:
     """Device outputs of the bundled inputs vs the host reference outputs stored in the blob."""
     g = read_blob(blob_path).graph
@@ -122,6 +151,8 @@ def deploy(target_id: str, model: Path, *, fmt: str | None = None, connect: str 
         build = build_runtime(target)
         step(f"running on {plan.url}")
         data, desc = run_on_device(plan, build.runner, blob, runs, warmup, timeout)
+        step("counting instructions under emulation")
+        instructions = count_instructions(plan, build.runner, blob, timeout)
         step("checking accuracy")
         metrics = check_accuracy(blob, data["outputs"])
         parsed = read_blob(blob)
@@ -134,8 +165,12 @@ def deploy(target_id: str, model: Path, *, fmt: str | None = None, connect: str 
     stats = profile.latency_stats([ns / 1e9 for ns in data["runs_ns"]], source)
     layer_runs = [[(x["index"], x["op"], x["kernel"], x["ns"] / 1e9) for x in data["layers"]]]
     table = profile.attach_modelled_layers(profile.layer_stats(layer_runs, source), estimate)
-    modelled = profile.modelled_latency(estimate)
-    energy = ModelledEnergy(target).energy(modelled["ms"], "modelled", "roofline")
+    modelled = [R.build(R.ModelledLatency, profile.modelled_latency(estimate))]
+    counted = None
+    if instructions is not None:
+        counted = R.build(R.InstructionCount, profile.instruction_count(instructions, "qemu insn plugin, per inference"))
+        modelled.append(R.build(R.ModelledLatency, profile.modelled_from_instructions(target, instructions)))
+    energy = ModelledEnergy(target).energy(modelled[-1].ms, "modelled", modelled[-1].method)
     notes = []
     if plan.default_connection:
         notes.append(f"no connection configured for {target.id}: used its emulated default {plan.url}")
@@ -149,8 +184,7 @@ def deploy(target_id: str, model: Path, *, fmt: str | None = None, connect: str 
         build=R.BuildInfo(str(build.runner), {f: "ref" for f in formats}, list(build.config.make_vars().get(
             "TARGET_CFLAGS", "").split())),
         verdict=R.Verdict(bool(metrics["passed"]), 0 if metrics["passed"] else AccuracyError.exit_code),
-        latency=R.Latency(warmup, R.build(R.LatencyStats, stats), [R.build(R.ModelledLatency, modelled)],
-                          None, R.build(R.LayerTable, table)),
+        latency=R.Latency(warmup, R.build(R.LatencyStats, stats), modelled, counted, R.build(R.LayerTable, table)),
         load=R.LoadTime(source, data["load_ns"] / 1e6, 0.0),
         memory=R.Memory(int(data["arena_bytes"]), int(data["work_bytes"]), weights),
         energy=R.build(R.Energy, energy) if isinstance(energy, dict) else energy,
