@@ -38,7 +38,7 @@ def to_nhwc(x: np.ndarray, input_shape: tuple[int, ...]) -> np.ndarray:
 
 
 def load_model(path: Path):
-    """Model file -> FloatGraph (.pt2, to be quantized) or an already quantized Graph (.gguf)."""
+    """Model file -> FloatGraph (.pt2, to be quantized) or an already quantized Graph (.gguf, .tflite)."""
     if not path.exists():
         raise EdgeqError(f"{path}: no such model file")
     if path.suffix == ".pt2":
@@ -49,7 +49,11 @@ def load_model(path: Path):
         from edgeq.importers.gguf_import import from_gguf_file
 
         return from_gguf_file(path)
-    raise EdgeqError(f"{path}: unsupported model type '{path.suffix}' (supported: .pt2, .gguf)")
+    if path.suffix == ".tflite":
+        from edgeq.importers.tflite_import import from_tflite
+
+        return from_tflite(path)
+    raise EdgeqError(f"{path}: unsupported model type '{path.suffix}' (supported: .pt2, .gguf, .tflite)")
 
 
 def _write_imported(graph: Graph, model: Path, fmt: str | None, calib: Path | None, target: str,
