@@ -1,0 +1,78 @@
+/*
+ * kernels.h -- the contract between the executor and every kernel tier (ref, avx2, ...).
+ *
+ * A "dot" kernel computes, for weight rows [r0, r1) and activation rows 0..n-1, the per-row
+ * accumulator of docs/numerics.md WITHOUT bias or requantization:
+ *   SCALE_ROW   int32  acc = sum over blocks of isum          (order-free, wraps mod 2^32)
+ *   SCALE_BLOCK float  acc = ((0 + d0*isum0) + d1*isum1) + ...  (block order, fp32, no FMA)
+ * and stores it at acc[i * acc_stride + r]. Activations are int8 rows padded with 0 to the
+ * weight's padded column count. Every tier must match the ref tier bit for bit.
+ */
+#ifndef EDGEQ_KERNELS_H
+#define EDGEQ_KERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define EQ_MAX_N 64     /* activation rows per kernel call (the executor chunks larger batches) */
+#define EQ_MAX_BLOCK 256
+
+/* Weight formats in kernel-table order. */
+enum { EQ_F_T2, EQ_F_T158, EQ_F_B1, EQ_F_Q4, EQ_F_I8, EQ_N_FORMATS };
+/* Accumulator kinds: index of the dot[] tables. */
+enum { EQ_ACC_ROW, EQ_ACC_BLOCK };
+
+typedef struct {
+    int format;            /* EQ_F_* */
+    int acc_kind;          /* EQ_ACC_* */
+    int block;             /* weights per block */
+    int rows, cols, padded_cols, n_blocks;
+    size_t row_bytes;
+    const uint8_t *codes;  /* rows x row_bytes */
+    const void *scales;    /* SCALE_ROW: float[rows] (unused by dot); SCALE_BLOCK: fp16 [rows][n_blocks] */
+    const uint8_t *zeros;  /* Q4 asymmetric: [rows][n_blocks]; NULL = symmetric (u - 8) */
+} eq_weights_t;
+
+typedef struct {
+    const int8_t *x;       /* [n][stride] int8, zero padded to padded_cols */
+    size_t stride;
+    int n;
+    const void *prep;      /* what the tier's prep() derived from x, or NULL */
+} eq_acts_t;
+
+typedef size_t (*eq_prep_bytes_fn)(const eq_weights_t *w, int n);
+typedef void (*eq_prep_fn)(const eq_weights_t *w, const int8_t *x, size_t stride, int n, void *prep);
+typedef void (*eq_dot_fn)(const eq_weights_t *w, const eq_acts_t *a, int r0, int r1, void *acc,
+                          size_t acc_stride);
+/* B1 weights x B1 activations: isum = cols - 2 * popcount(w XOR a), int32. */
+typedef void (*eq_xnor_fn)(const eq_weights_t *w, const uint32_t *bits, size_t words_stride, int n, int r0,
+                           int r1, int32_t *acc, size_t acc_stride);
+
+typedef struct {
+    const char *name;
+    eq_dot_fn fn;
+} eq_dot_kernel_t;
+
+typedef struct {
+    eq_prep_bytes_fn prep_bytes; /* NULL: the tier needs no preparation */
+    eq_prep_fn prep;
+    eq_dot_kernel_t dot[2][2];   /* [EQ_ACC_*][0 = mat-vec (n == 1), 1 = GEMM (n > 1)] */
+    const char *xnor_name;
+    eq_xnor_fn xnor;
+} eq_format_kernels_t;
+
+typedef struct {
+    const char *name;
+    eq_format_kernels_t fmt[EQ_N_FORMATS];
+} eq_kernel_tier_t;
+
+extern const eq_kernel_tier_t eq_ref_tier;
+#if defined(__x86_64__) || defined(__i386__)
+extern const eq_kernel_tier_t eq_avx2_tier;
+int eq_cpu_has_avx2(void);
+#endif
+
+/* Exact IEEE half -> single conversion (the ref tier's; SIMD tiers use F16C). */
+float eq_f16_to_f32(uint16_t h);
+
+#endif /* EDGEQ_KERNELS_H */

@@ -1,0 +1,68 @@
+/* Test-only shim: calls one kernel of one tier on caller buffers, so pytest can compare tiers with
+ * each other and with the numpy reference (tests/test_kernels.py). Not part of libedgeq. */
+#include <stdlib.h>
+
+#include "kernels.h"
+
+#define SHIM_API __attribute__((visibility("default")))
+
+static const eq_kernel_tier_t *tier_by_index(int tier) {
+    if (tier == 0) return &eq_ref_tier;
+#if defined(__x86_64__)
+    if (tier == 1 && eq_cpu_has_avx2()) return &eq_avx2_tier;
+#endif
+    return NULL;
+}
+
+static eq_weights_t weights(int fmt, int acc_kind, int block, int rows, int cols, size_t row_bytes,
+                            const uint8_t *codes, const void *scales, const uint8_t *zeros) {
+    eq_weights_t w;
+    w.format = fmt;
+    w.acc_kind = acc_kind;
+    w.block = block;
+    w.rows = rows;
+    w.cols = cols;
+    w.n_blocks = (cols + block - 1) / block;
+    w.padded_cols = w.n_blocks * block;
+    w.row_bytes = row_bytes;
+    w.codes = codes;
+    w.scales = scales;
+    w.zeros = zeros;
+    return w;
+}
+
+/* Returns the kernel's name, or NULL when the tier has no such kernel. x is [n][padded_cols]. */
+SHIM_API const char *eqt_dot(int tier, int fmt, int acc_kind, int block, int rows, int cols, size_t row_bytes,
+                             const uint8_t *codes, const void *scales, const uint8_t *zeros, const int8_t *x, int n,
+                             int r0, int r1, void *acc) {
+    const eq_kernel_tier_t *t = tier_by_index(tier);
+    const eq_format_kernels_t *k;
+    const eq_dot_kernel_t *dot;
+    eq_weights_t w = weights(fmt, acc_kind, block, rows, cols, row_bytes, codes, scales, zeros);
+    eq_acts_t a;
+    void *prep = NULL;
+    if (!t || n < 1 || n > EQ_MAX_N) return NULL;
+    k = &t->fmt[fmt];
+    dot = &k->dot[acc_kind][n > 1];
+    if (!dot->fn) return NULL;
+    if (k->prep_bytes) {
+        prep = malloc(k->prep_bytes(&w, n) + 1);
+        k->prep(&w, x, (size_t)w.padded_cols, n, prep);
+    }
+    a.x = x;
+    a.stride = (size_t)w.padded_cols;
+    a.n = n;
+    a.prep = prep;
+    dot->fn(&w, &a, r0, r1, acc, (size_t)rows);
+    free(prep);
+    return dot->name;
+}
+
+SHIM_API const char *eqt_xnor(int tier, int rows, int cols, size_t row_bytes, const uint8_t *codes,
+                              const uint32_t *bits, int n, int r0, int r1, int32_t *acc) {
+    const eq_kernel_tier_t *t = tier_by_index(tier);
+    eq_weights_t w = weights(EQ_F_B1, EQ_ACC_ROW, 64, rows, cols, row_bytes, codes, NULL, NULL);
+    if (!t || !t->fmt[EQ_F_B1].xnor) return NULL;
+    t->fmt[EQ_F_B1].xnor(&w, bits, (size_t)w.padded_cols / 32, n, r0, r1, acc, (size_t)rows);
+    return t->fmt[EQ_F_B1].xnor_name;
+}
