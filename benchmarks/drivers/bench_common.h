@@ -1,0 +1,42 @@
+/* Shared protocol of the bench drivers: after set-up the driver prints "ready", then reads lines
+ * "N" from stdin, runs the timed body N times and prints the N times in ns on one line; "q" quits.
+ * This lets bench_kernels.py interleave repetitions of different contenders across processes. */
+#ifndef BENCH_COMMON_H
+#define BENCH_COMMON_H
+#define _POSIX_C_SOURCE 200112L
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+static inline uint64_t bench_now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+typedef int (*bench_body_fn)(void *ctx);
+
+static int bench_serve(bench_body_fn body, void *ctx) {
+    char line[64];
+    printf("ready\n");
+    fflush(stdout);
+    while (fgets(line, sizeof line, stdin)) {
+        if (line[0] == 'q') break;
+        int n = atoi(line);
+        for (int i = 0; i < n; i++) {
+            uint64_t t0 = bench_now_ns();
+            if (body(ctx) != 0) {
+                printf("error\n");
+                fflush(stdout);
+                return 1;
+            }
+            uint64_t t1 = bench_now_ns();
+            printf("%llu%c", (unsigned long long)(t1 - t0), i + 1 < n ? ' ' : '\n');
+        }
+        if (n <= 0) printf("\n");
+        fflush(stdout);
+    }
+    return 0;
+}
+#endif
