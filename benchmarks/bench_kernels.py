@@ -177,9 +177,10 @@ def start(cmd: list[str]) -> subprocess.Popen:
     env = dict(os.environ, OMP_NUM_THREADS="1")
     p = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
     line = p.stdout.readline()
-    if line.strip() != "ready":
+    if not line.startswith("ready"):
         p.kill()
         raise RuntimeError(f"{cmd[0]} failed to start")
+    p.label = line[5:].strip()  # type: ignore[attr-defined]
     return p
 
 
@@ -299,6 +300,8 @@ def bench_shape(M: int, K: int, bins: dict[str, Path], rounds: int, budget_ms: f
             res[c.name] = {"p50_ms": p50, "p10_ms": float(np.percentile(t, 10)), "p90_ms": float(np.percentile(t, 90)),
                            "min_ms": float(t.min()), "reps": int(t.size), "weight_bytes": c.weight_bytes,
                            "weight_gbs": gbs, "pct_roof": 100.0 * gbs / roof_gbs}
+            if c.proc is not None and getattr(c.proc, "label", ""):
+                res[c.name]["kernels"] = c.proc.label
         for name, peers in PEER.items():
             if name in res:
                 avail = [p for p in peers if p in res]
@@ -340,7 +343,8 @@ def print_tables(result: dict) -> None:
             tab.add_column(f"vs {p}", justify="right")
         for name, r in res.items():
             tp = f"{r['speedup_vs_target_peer']:.2f}× ({r['target_peer']})" if "target_peer" in r else ""
-            row = [name, f"{r['p50_ms']:.3f}", f"{r['p10_ms']:.3f}–{r['p90_ms']:.3f}", f"{r['weight_bytes'] / 1e6:.1f}",
+            label = f"{name} [{r['kernels']}]" if "kernels" in r else name
+            row = [label, f"{r['p50_ms']:.3f}", f"{r['p10_ms']:.3f}–{r['p90_ms']:.3f}", f"{r['weight_bytes'] / 1e6:.1f}",
                    f"{r['weight_gbs']:.1f}", f"{r['pct_roof']:.0f}%", tp]
             row += [f"{r['speedup_vs'][p]:.2f}×" if "speedup_vs" in r else "" for p in peers]
             tab.add_row(*row)

@@ -1,6 +1,6 @@
 /* Shared protocol of the bench drivers: after set-up the driver prints "ready", then reads lines
  * "N" from stdin, runs the timed body N times and prints the N times in ns on one line; "q" quits.
- * This lets bench_kernels.py interleave repetitions of different contenders across processes. */
+ * The first line is "ready [label]". This lets bench_kernels.py interleave repetitions of different contenders across processes. */
 #ifndef BENCH_COMMON_H
 #define BENCH_COMMON_H
 #define _POSIX_C_SOURCE 200112L
@@ -17,9 +17,10 @@ static inline uint64_t bench_now_ns(void) {
 
 typedef int (*bench_body_fn)(void *ctx);
 
-static int bench_serve(bench_body_fn body, void *ctx) {
+/* `label` (may be NULL) follows "ready" on the first line, e.g. the kernels the driver will run. */
+static int bench_serve(bench_body_fn body, void *ctx, const char *label) {
     char line[64];
-    printf("ready\n");
+    printf("ready %s\n", label ? label : "");
     fflush(stdout);
     while (fgets(line, sizeof line, stdin)) {
         if (line[0] == 'q') break;

@@ -28,5 +28,11 @@ int main(int argc, char **argv) {
     for (size_t i = 0; i < n; i++) x[i] = (float)rand() / (float)RAND_MAX * 2.0f - 1.0f;
     st = edgeq_run(m);
     if (st != EDGEQ_OK) { fprintf(stderr, "run: %s %s\n", edgeq_strerror(st), edgeq_last_error(m)); return 1; }
-    return bench_serve(body, m);
+    /* label: kernel of each op, as the runtime reports it (e.g. quantize:ref,linear:avx2) */
+    static char label[512];
+    size_t at = 0;
+    const edgeq_layer_time_t *prof = edgeq_profile(m);
+    for (int i = 0; prof && i < edgeq_num_ops(m) && at + 64 < sizeof label; i++)
+        at += (size_t)snprintf(label + at, sizeof label - at, "%s%s", i ? "," : "", prof[i].kernel ? prof[i].kernel : "?");
+    return bench_serve(body, m, label);
 }

@@ -56,7 +56,7 @@ int main(int argc, char **argv) {
     c.plan = ggml_graph_plan(c.gf, threads, tp);
     c.plan.work_data = c.plan.work_size ? malloc(c.plan.work_size) : NULL;
     if (body(&c) != 0) { fprintf(stderr, "compute failed\n"); return 1; }
-    int rc = bench_serve(body, &c);
+    int rc = bench_serve(body, &c, NULL);
     ggml_threadpool_free(tp);
     ggml_free(gctx);
     return rc;

@@ -36,5 +36,5 @@ int main(int argc, char **argv) {
     memset(b, 1, c.n);
     c.buf = b;
     body(&c);
-    return bench_serve(body, &c);
+    return bench_serve(body, &c, NULL);
 }
