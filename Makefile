@@ -16,6 +16,7 @@ test: bootstrap
 
 bench: bootstrap
 	$(PY) benchmarks/bench_pack.py
+	$(PY) benchmarks/bench_kernels.py --json bench_kernels.json
 
 lint: bootstrap
 	.venv/bin/ruff check edgeq tests tools benchmarks examples
