@@ -101,4 +101,4 @@ def test_graph_errors_have_specific_codes(blobs, asan_runner, tmp_path):
     path = tmp_path / "order.edgeq"
     path.write_bytes(bytes(_reseal(swapped)))
     code, out = run(asan_runner, path)
-    assert code == 2 and out["code"] == 202 and "used before it is produced" in out["error"]
+    assert code == 2 and out["code"] == 205 and "used before it is produced" in out["error"]

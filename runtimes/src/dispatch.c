@@ -1,0 +1,21 @@
+/* Kernel tier selection: the best tier this CPU and build support (or the one asked for), and per
+ * format/scale kind the tier's kernel where it has one, else the reference kernel. */
+#include "internal.h"
+
+edgeq_status_t eq_select_tier(uint32_t requested, const eq_kernel_tier_t **tier, edgeq_diag_t *diag) {
+    *tier = &eq_ref_tier;
+    if (requested == EDGEQ_TIER_REF) return EDGEQ_OK;
+#if defined(__x86_64__) || defined(__i386__)
+    if (eq_cpu_has_avx2()) {
+        *tier = &eq_avx2_tier;
+        return EDGEQ_OK;
+    }
+#endif
+    if (requested == EDGEQ_TIER_AUTO) return EDGEQ_OK;
+    return eq_fail(diag, EDGEQ_E_TIER, "kernel tier %u is not available on this CPU or build", requested);
+}
+
+const eq_dot_kernel_t *eq_dot_kernel(const eq_kernel_tier_t *tier, int fmt, int acc_kind, int n) {
+    const eq_dot_kernel_t *k = &tier->fmt[fmt].dot[acc_kind][n > 1];
+    return k->fn ? k : &eq_ref_tier.fmt[fmt].dot[acc_kind][n > 1];
+}

@@ -1,0 +1,315 @@
+/*
+ * LINEAR, CONV2D and DWCONV2D: bring the activations into kernel rows (zero padded to the weight's
+ * padded columns; im2col for convolutions, one tile of up to EQ_MAX_N output pixels at a time),
+ * run the dot kernel over weight rows split across threads, then the integer (SCALE_ROW) or
+ * block-ordered fp32 (SCALE_BLOCK) requantization of docs/numerics.md. All buffers are this op's
+ * scratch, planned in the arena.
+ */
+#include <math.h>
+#include <string.h>
+
+#include "internal.h"
+
+/* TFLite MultiplyByQuantizedMultiplier; the left-shifted value saturates to int32 (docs/numerics.md). */
+int32_t eq_mbqm(int32_t x, int32_t multiplier, int32_t shift) {
+    const int left = shift > 0 ? shift : 0, right = shift > 0 ? 0 : -shift;
+    int64_t v = (int64_t)x * ((int64_t)1 << left), ab;
+    int32_t high, mask, remainder, threshold;
+    if (v > INT32_MAX) v = INT32_MAX;
+    if (v < INT32_MIN) v = INT32_MIN;
+    if (v == INT32_MIN && multiplier == INT32_MIN) {
+        high = INT32_MAX;
+    } else { /* SaturatingRoundingDoublingHighMul: C division truncates toward zero, as gemmlowp's */
+        ab = v * (int64_t)multiplier;
+        high = (int32_t)((ab + (ab >= 0 ? (1ll << 30) : 1 - (1ll << 30))) / (1ll << 31));
+    }
+    mask = (int32_t)((1ll << right) - 1); /* RoundingDivideByPOT: half away from zero */
+    remainder = high & mask;
+    threshold = (mask >> 1) + (high < 0);
+    return (int32_t)(high >> right) + (remainder > threshold);
+}
+
+static int32_t wrap_add(int32_t a, int32_t b) { return (int32_t)((uint32_t)a + (uint32_t)b); }
+
+typedef struct {
+    int acc_kind, f32_out;
+    const int32_t *bias_i, *mult, *shift;
+    const float *bias_f, *multf;
+    int32_t zp, act_min, act_max;
+} epilogue_t;
+
+static int8_t clamp8(int64_t v, int32_t lo, int32_t hi) { return (int8_t)(v < lo ? lo : v > hi ? hi : v); }
+
+static void epilogue(const epilogue_t *e, const void *acc, size_t acc_stride, int n, int r0, int r1, void *y,
+                     size_t y_stride) {
+    int i, r;
+    for (i = 0; i < n; i++) {
+        int8_t *yq = (int8_t *)y + (size_t)i * y_stride;
+        float *yf = (float *)y + (size_t)i * y_stride;
+        for (r = r0; r < r1; r++) {
+            size_t at = (size_t)i * acc_stride + (size_t)r;
+            if (e->acc_kind == EQ_ACC_ROW) {
+                int32_t a = wrap_add(((const int32_t *)acc)[at], e->bias_i[r]);
+                if (e->f32_out)
+                    yf[r] = (float)a * e->multf[r];
+                else /* the zero point is added in int32, wrapping like the reference's int32 arrays */
+                    yq[r] = clamp8(wrap_add(eq_mbqm(a, e->mult[r], e->shift[r]), e->zp), e->act_min, e->act_max);
+            } else {
+                float t = (((const float *)acc)[at] + e->bias_f[r]) * e->multf[r];
+                if (e->f32_out) {
+                    yf[r] = t;
+                } else if (t != t) {
+                    yq[r] = (int8_t)e->act_min; /* NaN: the reference's int cast gives INT64_MIN */
+                } else {
+                    t = rintf(t);
+                    t = t > 1073741824.0f ? 1073741824.0f : t < -1073741824.0f ? -1073741824.0f : t;
+                    yq[r] = clamp8((int64_t)t + e->zp, e->act_min, e->act_max);
+                }
+            }
+        }
+    }
+}
+
+typedef struct {
+    const eq_weights_t *w;
+    const eq_dot_kernel_t *dot;
+    eq_xnor_fn xnor;
+    const uint32_t *bits;
+    eq_acts_t acts;
+    void *acc;
+    size_t acc_stride;
+    const epilogue_t *e;
+    void *y;
+    size_t y_stride;
+    int r0, r1;
+} rows_task_t;
+
+/* One thread's share of the weight rows (multiples of 8, the widest SIMD row group). */
+static void rows_part(void *ctx, int part, int parts) {
+    rows_task_t *t = (rows_task_t *)ctx;
+    int total = t->r1 - t->r0, chunk = ((total + parts - 1) / parts + 7) & ~7;
+    int r0 = t->r0 + part * chunk, r1 = r0 + chunk < t->r1 ? r0 + chunk : t->r1;
+    if (r0 >= r1) return;
+    if (t->xnor)
+        t->xnor(t->w, t->bits, (size_t)t->w->padded_cols / 32, t->acts.n, r0, r1, (int32_t *)t->acc, t->acc_stride);
+    else
+        t->dot->fn(t->w, &t->acts, r0, r1, t->acc, t->acc_stride);
+    if (t->e) epilogue(t->e, t->acc, t->acc_stride, t->acts.n, r0, r1, t->y, t->y_stride);
+}
+
+typedef struct {
+    size_t pad, prep, acc; /* offsets inside the op's scratch */
+    size_t bytes;
+} layout_t;
+
+/* Scratch of a tile of n activation rows: padded rows, tier prep, accumulators. */
+static layout_t scratch_layout(const eq_weights_t *w, int n, int need_pad, int xnor, const eq_kernel_tier_t *tier) {
+    const eq_format_kernels_t *k = &tier->fmt[w->format];
+    layout_t l;
+    l.pad = 0;
+    l.prep = eq_align64(need_pad ? (size_t)n * (size_t)w->padded_cols : 0);
+    l.acc = eq_align64(l.prep + (!xnor && k->prep_bytes ? k->prep_bytes(w, n) : 0));
+    l.bytes = l.acc + (size_t)n * (size_t)w->rows * 4;
+    return l;
+}
+
+typedef struct {
+    int32_t xi, yi; /* tensor indices */
+    const edgeq_tensor_t *x, *y;
+    eq_weights_t w;
+    epilogue_t e;
+    int tile;       /* activation rows per kernel call */
+    int need_pad;   /* activations are copied into padded kernel rows */
+    int xnor;
+} plan_t;
+
+static int32_t out_pixels(const edgeq_tensor_t *y) { return y->shape[1] * y->shape[2]; }
+
+static void make_plan(const eq_blob_t *b, const edgeq_op_t *op, uint32_t batch, plan_t *p) {
+    p->xi = op->inputs[0];
+    p->yi = op->outputs[0];
+    p->x = &b->tensors[p->xi];
+    p->y = &b->tensors[p->yi];
+    eq_weights(b, (uint32_t)op->inputs[1], &p->w);
+    p->xnor = p->x->format == EDGEQ_FMT_B1 && p->w.format == EQ_F_B1;
+    p->need_pad = op->op != EDGEQ_OP_LINEAR || p->x->format == EDGEQ_FMT_B1 || p->w.cols != p->w.padded_cols;
+    if (op->op == EDGEQ_OP_LINEAR) {
+        p->tile = batch < EQ_MAX_N ? (int)batch : EQ_MAX_N;
+    } else {
+        int64_t pixels = (int64_t)batch * out_pixels(p->y);
+        p->tile = pixels < EQ_MAX_N ? (int)pixels : EQ_MAX_N;
+    }
+    p->e.acc_kind = p->w.acc_kind;
+    p->e.f32_out = p->y->format == EDGEQ_FMT_F32;
+    p->e.bias_i = (const int32_t *)eq_const_data(b, (uint32_t)op->inputs[2]);
+    p->e.bias_f = (const float *)eq_const_data(b, (uint32_t)op->inputs[2]);
+    p->e.mult = (const int32_t *)eq_const_data(b, (uint32_t)op->inputs[3]);
+    p->e.multf = (const float *)eq_const_data(b, (uint32_t)op->inputs[3]);
+    p->e.shift = op->n_inputs > 4 && op->inputs[4] >= 0 ? (const int32_t *)eq_const_data(b, (uint32_t)op->inputs[4]) : NULL;
+    p->e.zp = p->y->qzero;
+    p->e.act_min = op->attrs[EDGEQ_ATTR_ACT_MIN];
+    p->e.act_max = op->attrs[EDGEQ_ATTR_ACT_MAX];
+}
+
+size_t eq_matmul_scratch_bytes(const eq_blob_t *b, const edgeq_op_t *op, uint32_t max_batch,
+                               const eq_kernel_tier_t *tier) {
+    plan_t p;
+    make_plan(b, op, max_batch, &p);
+    return scratch_layout(&p.w, p.tile, p.need_pad, p.xnor, tier).bytes;
+}
+
+/* Runs the kernel for rows [r0, r1) of a tile of n prepared activation rows, then requantizes into y
+ * (e = NULL: accumulate only). */
+static const char *run_tile(edgeq_model_t *m, const plan_t *p, const layout_t *l, uint8_t *scratch, const void *x,
+                            size_t x_stride, int n, int r0, int r1, size_t acc_stride, const epilogue_t *e, void *y,
+                            size_t y_stride, int threaded) {
+    const eq_format_kernels_t *k = &m->tier->fmt[p->w.format];
+    rows_task_t t;
+    memset(&t, 0, sizeof t);
+    t.w = &p->w;
+    t.acts.n = n;
+    t.acc = scratch + l->acc;
+    t.acc_stride = acc_stride;
+    t.e = e;
+    t.y = y;
+    t.y_stride = y_stride;
+    t.r0 = r0;
+    t.r1 = r1;
+    if (p->xnor) {
+        t.xnor = k->xnor ? k->xnor : eq_ref_tier.fmt[EQ_F_B1].xnor;
+        t.bits = (const uint32_t *)x;
+    } else {
+        t.dot = eq_dot_kernel(m->tier, p->w.format, p->w.acc_kind, n);
+        t.acts.x = (const int8_t *)x;
+        t.acts.stride = x_stride;
+        if (k->prep && t.dot == &k->dot[p->w.acc_kind][n > 1]) {
+            k->prep(&p->w, t.acts.x, x_stride, n, scratch + l->prep);
+            t.acts.prep = scratch + l->prep;
+        }
+    }
+    if (threaded)
+        eq_pool_run(m->pool, rows_part, &t);
+    else
+        rows_part(&t, 0, 1);
+    return p->xnor ? (k->xnor ? k->xnor_name : eq_ref_tier.fmt[EQ_F_B1].xnor_name) : t.dot->name;
+}
+
+/* Activation rows -> kernel rows: int8 copied with zero padding, B1 bits expanded to +-1. */
+static void pad_rows(const plan_t *p, const uint8_t *x, int n, int8_t *out) {
+    const int K = p->w.cols, Kp = p->w.padded_cols;
+    const size_t in_stride = eq_sample_bytes(p->x);
+    int i, k;
+    for (i = 0; i < n; i++) {
+        const uint8_t *src = x + (size_t)i * in_stride;
+        int8_t *dst = out + (size_t)i * (size_t)Kp;
+        if (p->x->format == EDGEQ_FMT_B1)
+            for (k = 0; k < K; k++) dst[k] = (int8_t)(((src[k >> 3] >> (k & 7)) & 1) ? -1 : 1);
+        else
+            memcpy(dst, src, (size_t)K);
+        memset(dst + K, 0, (size_t)(Kp - K));
+    }
+}
+
+static const char *run_linear(edgeq_model_t *m, const plan_t *p, const layout_t *l, uint8_t *scratch) {
+    const uint8_t *x = (const uint8_t *)eq_tensor_data(m, p->xi);
+    uint8_t *y = (uint8_t *)eq_tensor_data(m, p->yi);
+    const size_t x_bytes = eq_sample_bytes(p->x), y_bytes = eq_sample_bytes(p->y);
+    const char *name = "";
+    uint32_t i;
+    for (i = 0; i < m->batch; i += (uint32_t)p->tile) {
+        int n = m->batch - i < (uint32_t)p->tile ? (int)(m->batch - i) : p->tile;
+        const void *rows = x + i * x_bytes;
+        size_t stride = x_bytes;
+        if (p->need_pad && !p->xnor) {
+            pad_rows(p, x + i * x_bytes, n, (int8_t *)scratch + l->pad);
+            rows = scratch + l->pad;
+            stride = (size_t)p->w.padded_cols;
+        }
+        name = run_tile(m, p, l, scratch, rows, stride, n, 0, p->w.rows, (size_t)p->w.rows, &p->e, y + i * y_bytes,
+                        (size_t)p->w.rows, 1);
+    }
+    return name;
+}
+
+typedef struct {
+    const int8_t *x;
+    int32_t H, W, C, OH, OW, KH, KW, SH, SW, PT, PL;
+    int8_t pad; /* the input zero point: the real value 0 */
+} window_t;
+
+static window_t window(const edgeq_model_t *m, const edgeq_op_t *op, const plan_t *p) {
+    window_t v;
+    v.x = (const int8_t *)eq_tensor_data(m, op->inputs[0]);
+    v.H = p->x->shape[1];
+    v.W = p->x->shape[2];
+    v.C = p->x->shape[3];
+    v.OH = p->y->shape[1];
+    v.OW = p->y->shape[2];
+    v.KH = op->attrs[EDGEQ_ATTR_KH];
+    v.KW = op->attrs[EDGEQ_ATTR_KW];
+    v.SH = op->attrs[EDGEQ_ATTR_STRIDE_H];
+    v.SW = op->attrs[EDGEQ_ATTR_STRIDE_W];
+    v.PT = op->attrs[EDGEQ_ATTR_PAD_TOP];
+    v.PL = op->attrs[EDGEQ_ATTR_PAD_LEFT];
+    v.pad = (int8_t)p->x->qzero;
+    return v;
+}
+
+/* Patch of output pixel `pixel` (batch-major), taps in (kh, kw, c) order, channels [c0, c0 + nc). */
+static void patch(const window_t *v, int64_t pixel, int c0, int nc, int8_t *out) {
+    const int64_t n = pixel / ((int64_t)v->OH * v->OW), rest = pixel % ((int64_t)v->OH * v->OW);
+    const int32_t oy = (int32_t)(rest / v->OW), ox = (int32_t)(rest % v->OW);
+    int32_t ky, kx;
+    for (ky = 0; ky < v->KH; ky++)
+        for (kx = 0; kx < v->KW; kx++, out += nc) {
+            int32_t iy = oy * v->SH - v->PT + ky, ix = ox * v->SW - v->PL + kx;
+            if (iy < 0 || iy >= v->H || ix < 0 || ix >= v->W)
+                memset(out, (unsigned char)v->pad, (size_t)nc);
+            else
+                memcpy(out, v->x + (((size_t)n * (size_t)v->H + (size_t)iy) * (size_t)v->W + (size_t)ix) * (size_t)v->C + (size_t)c0,
+                       (size_t)nc);
+        }
+}
+
+static const char *run_conv(edgeq_model_t *m, const edgeq_op_t *op, const plan_t *p, const layout_t *l,
+                            uint8_t *scratch) {
+    const window_t v = window(m, op, p);
+    const int dw = op->op == EDGEQ_OP_DWCONV2D, Kp = p->w.padded_cols, K = p->w.cols, M = p->w.rows;
+    const int64_t pixels = (int64_t)m->batch * v.OH * v.OW;
+    const size_t y_item = p->y->format == EDGEQ_FMT_F32 ? 4 : 1;
+    int8_t *rows = (int8_t *)scratch + l->pad;
+    uint8_t *y = (uint8_t *)eq_tensor_data(m, op->outputs[0]);
+    const char *name = "";
+    int64_t p0;
+    int i, c;
+    for (p0 = 0; p0 < pixels; p0 += p->tile) {
+        int n = pixels - p0 < p->tile ? (int)(pixels - p0) : p->tile;
+        void *y_tile = y + (size_t)p0 * (size_t)M * y_item;
+        if (!dw) {
+            for (i = 0; i < n; i++) {
+                patch(&v, p0 + i, 0, v.C, rows + (size_t)i * (size_t)Kp);
+                memset(rows + (size_t)i * (size_t)Kp + K, 0, (size_t)(Kp - K));
+            }
+            name = run_tile(m, p, l, scratch, rows, (size_t)Kp, n, 0, M, (size_t)M, &p->e, y_tile, (size_t)M, 1);
+            continue;
+        }
+        for (c = 0; c < v.C; c++) { /* depthwise: channel c is weight row c over its own taps */
+            for (i = 0; i < n; i++) {
+                patch(&v, p0 + i, c, 1, rows + (size_t)i * (size_t)Kp);
+                memset(rows + (size_t)i * (size_t)Kp + K, 0, (size_t)(Kp - K));
+            }
+            name = run_tile(m, p, l, scratch, rows, (size_t)Kp, n, c, c + 1, (size_t)M, NULL, NULL, 0, 0);
+        }
+        epilogue(&p->e, scratch + l->acc, (size_t)M, n, 0, M, y_tile, (size_t)M);
+    }
+    return name;
+}
+
+edgeq_status_t eq_run_matmul(edgeq_model_t *m, const edgeq_op_t *op, uint8_t *scratch, const char **kernel) {
+    plan_t p;
+    layout_t l;
+    make_plan(&m->blob, op, m->options.max_batch, &p);
+    l = scratch_layout(&p.w, p.tile, p.need_pad, p.xnor, m->tier);
+    *kernel = op->op == EDGEQ_OP_LINEAR ? run_linear(m, &p, &l, scratch) : run_conv(m, op, &p, &l, scratch);
+    return EDGEQ_OK;
+}
