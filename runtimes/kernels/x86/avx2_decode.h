@@ -82,18 +82,13 @@ EQ_INLINE void decode_b1(const uint8_t *q, __m256i *sym) {
     }
 }
 
-/* Q4: symbol = nibble u (value u - zero point). A chunk of min(block, 64) weights is stored as its
- * low nibbles (even elements) then its high nibbles (odd elements); q4_permute orders x the same way. */
+/* Q4 groups of 64 or 128: symbol = nibble u (value u - zero point). A chunk of 64 weights is stored
+ * as its low nibbles (even elements) then its high nibbles (odd ones); q4_permute orders x the same
+ * way. (Groups of 32 have their own kernels, avx2_q4.c.) */
 EQ_INLINE void decode_q4(const uint8_t *q, int block, __m256i *sym) {
     const __m256i m4 = _mm256_set1_epi8(15);
-    int c;
-    if (block == 32) {
-        __m128i v = _mm_loadu_si128((const __m128i *)q);
-        sym[0] = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(v, 4), v), m4);
-        return;
-    }
-    c = 0;
-    do { /* block 64 or 128: one or two chunks */
+    int c = 0;
+    do {
         __m256i v = _mm256_loadu_si256((const __m256i *)(q + 32 * c));
         sym[2 * c] = _mm256_and_si256(v, m4);
         sym[2 * c + 1] = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);

@@ -22,13 +22,28 @@ size_t eq_avx2_prep_bytes(const eq_weights_t *w, int n) {
     return bytes;
 }
 
-/* Q4 activations in decode_q4's order: per chunk of min(block, 64), even elements then odd ones. */
+/* Q4 activations in the decoders' order. Groups of 32 go in pairs (avx2_q4.c): [even(b), even(b+1),
+ * odd(b), odd(b+1)], an odd last group [even, odd]; larger groups per chunk of 64: [even, odd]. */
 static void q4_permute(const int8_t *x, int cols, int block, int8_t *out) {
-    int chunk = block < 64 ? block : 64, c, k;
-    for (c = 0; c < cols; c += chunk)
-        for (k = 0; k < chunk / 2; k++) {
+    int c, k, g;
+    if (block == 32) {
+        for (c = 0; c + 64 <= cols; c += 64)
+            for (g = 0; g < 2; g++)
+                for (k = 0; k < 16; k++) {
+                    out[c + 16 * g + k] = x[c + 32 * g + 2 * k];
+                    out[c + 32 + 16 * g + k] = x[c + 32 * g + 2 * k + 1];
+                }
+        for (; c < cols; c += 32)
+            for (k = 0; k < 16; k++) {
+                out[c + k] = x[c + 2 * k];
+                out[c + 16 + k] = x[c + 2 * k + 1];
+            }
+        return;
+    }
+    for (c = 0; c < cols; c += 64)
+        for (k = 0; k < 32; k++) {
             out[c + k] = x[c + 2 * k];
-            out[c + chunk / 2 + k] = x[c + 2 * k + 1];
+            out[c + 32 + k] = x[c + 2 * k + 1];
         }
 }
 
@@ -150,10 +165,10 @@ EQ_INLINE __m256 combine(__m256 accf, __m256 d, __m256i isum) {
 }
 
 /* SCALE_BLOCK for any n: 8 rows in the lanes; blocks decoded once per group of 8 rows. */
-EQ_INLINE void block_rows(int fmt, const eq_weights_t *w, const eq_acts_t *a, int r0, int r1, float *acc,
+EQ_INLINE void block_rows(int fmt, int B, const eq_weights_t *w, const eq_acts_t *a, int r0, int r1, float *acc,
                           size_t acc_stride) {
     const acts_view_t v = view(w, a);
-    const int nv = nvec(fmt, w->block), B = w->block, nb = w->n_blocks, n = a->n;
+    const int nv = nvec(fmt, B), nb = w->n_blocks, n = a->n;
     const size_t cb = code_bytes(fmt, B);
     __m256 accf[EQ_MAX_N];
     int r, b, i, k;
@@ -180,9 +195,9 @@ EQ_INLINE void block_rows(int fmt, const eq_weights_t *w, const eq_acts_t *a, in
 }
 
 /* SCALE_BLOCK, n == 1: the same walk with decode and dot interleaved per row (no staging). */
-EQ_INLINE void block_matvec(int fmt, const eq_weights_t *w, const eq_acts_t *a, int r0, int r1, float *acc) {
+EQ_INLINE void block_matvec(int fmt, int B, const eq_weights_t *w, const eq_acts_t *a, int r0, int r1, float *acc) {
     const acts_view_t v = view(w, a);
-    const int nv = nvec(fmt, w->block), B = w->block, nb = w->n_blocks;
+    const int nv = nvec(fmt, B), nb = w->n_blocks;
     const size_t cb = code_bytes(fmt, B);
     int r, b, k;
     for (r = r0; r < r1; r += 8) {
@@ -220,15 +235,15 @@ EQ_INLINE void block_matvec(int fmt, const eq_weights_t *w, const eq_acts_t *a, 
         row_gemm(FMT, w, a, r0, r1, (int32_t *)acc, acc_stride);                                              \
     }
 
-#define BLOCK_KERNELS(name, FMT)                                                                              \
+#define BLOCK_KERNELS(name, FMT) /* T2, T158: blocks of 256 */                                      \
     void eq_avx2_##name##_block_matvec(const eq_weights_t *w, const eq_acts_t *a, int r0, int r1, void *acc,   \
                                        size_t acc_stride) {                                                   \
         (void)acc_stride;                                                                                     \
-        block_matvec(FMT, w, a, r0, r1, (float *)acc);                                                        \
+        block_matvec(FMT, 256, w, a, r0, r1, (float *)acc);                                                   \
     }                                                                                                         \
     void eq_avx2_##name##_block_gemm(const eq_weights_t *w, const eq_acts_t *a, int r0, int r1, void *acc,     \
                                      size_t acc_stride) {                                                     \
-        block_rows(FMT, w, a, r0, r1, (float *)acc, acc_stride);                                              \
+        block_rows(FMT, 256, w, a, r0, r1, (float *)acc, acc_stride);                                         \
     }
 
 ROW_KERNELS(t2, EQ_F_T2)
@@ -236,4 +251,28 @@ ROW_KERNELS(t158, EQ_F_T158)
 ROW_KERNELS(b1, EQ_F_B1)
 BLOCK_KERNELS(t2, EQ_F_T2)
 BLOCK_KERNELS(t158, EQ_F_T158)
-BLOCK_KERNELS(q4, EQ_F_Q4)
+
+void eq_avx2_q4_32_matvec(const eq_weights_t *w, const int32_t *xsum, const int8_t *xp, int r0, int r1, float *acc);
+void eq_avx2_q4_32_gemm(const eq_weights_t *w, const int32_t *xsum, const int8_t *xp, size_t xp_stride, int n, int r0,
+                        int r1, float *acc, size_t acc_stride);
+
+void eq_avx2_q4_block_matvec(const eq_weights_t *w, const eq_acts_t *a, int r0, int r1, void *acc, size_t acc_stride) {
+    const acts_view_t v = view(w, a);
+    (void)acc_stride;
+    if (w->block == 32)
+        eq_avx2_q4_32_matvec(w, v.xsum, v.x, r0, r1, (float *)acc);
+    else if (w->block == 64)
+        block_matvec(EQ_F_Q4, 64, w, a, r0, r1, (float *)acc);
+    else
+        block_matvec(EQ_F_Q4, 128, w, a, r0, r1, (float *)acc);
+}
+
+void eq_avx2_q4_block_gemm(const eq_weights_t *w, const eq_acts_t *a, int r0, int r1, void *acc, size_t acc_stride) {
+    const acts_view_t v = view(w, a);
+    if (w->block == 32)
+        eq_avx2_q4_32_gemm(w, v.xsum, v.x, v.stride, a->n, r0, r1, (float *)acc, acc_stride);
+    else if (w->block == 64)
+        block_rows(EQ_F_Q4, 64, w, a, r0, r1, (float *)acc, acc_stride);
+    else
+        block_rows(EQ_F_Q4, 128, w, a, r0, r1, (float *)acc, acc_stride);
+}
