@@ -102,3 +102,26 @@ def test_graph_errors_have_specific_codes(blobs, asan_runner, tmp_path):
     path.write_bytes(bytes(_reseal(swapped)))
     code, out = run(asan_runner, path)
     assert code == 2 and out["code"] == 205 and "used before it is produced" in out["error"]
+
+
+def test_runner_raw_inputs_output_files_and_layers(blobs, tmp_path):
+    from edgeq import reference
+    from edgeq.blob import read_blob
+    from edgeq.runtime import runner_path
+
+    blob = blobs["mlp_fp32_t2"]
+    g = read_blob(blob).graph
+    x = np.asarray(g.tensors[g.test_tensors(L.TENSOR_TEST_INPUT)[0]].array[:3], "<f4")
+    x.tofile(tmp_path / "in0.bin")
+    res = subprocess.run([str(runner_path()), str(blob), "--input", str(tmp_path / "in0.bin"), "--batch", "3",
+                          "--outputs", str(tmp_path), "--runs", "2", "--warmup", "0", "--threads", "2", "--tier", "ref",
+                          "--no-tests"], capture_output=True, text=True, timeout=120, check=True)
+    out = json.loads(res.stdout)
+    want = reference.run(g, [x])[0]
+    assert out["kernel_tier"] == "ref" and out["tests"] == 0 and out["input_run"]["batch"] == 3
+    np.testing.assert_array_equal(np.fromfile(tmp_path / "out0.bin", "<f4").reshape(want.shape), want)
+    np.testing.assert_array_equal(np.asarray(out["input_run"]["outputs"][0], np.float32).reshape(want.shape), want)
+    assert [layer["op"] for layer in out["layers"]] == ["quantize", "linear", "linear", "linear"]
+    assert all(len(layer["runs_ns"]) == 2 and layer["kernel"].startswith("ref") for layer in out["layers"])
+    usage = subprocess.run([str(runner_path())], capture_output=True, text=True, check=False)
+    assert usage.returncode == 64 and "usage" in usage.stderr
