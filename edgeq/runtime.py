@@ -203,7 +203,7 @@ class Session:
     (activations for `max_batch` samples), none after. Larger batches run in chunks."""
 
     def __init__(self, blob_path: str | os.PathLike, threads: int = 1, sanitize: bool = False, tier: str = "auto",
-                 max_batch: int = 16):
+                 max_batch: int = 1):
         if tier not in TIERS:
             raise EdgeqError(f"unknown kernel tier '{tier}'; choose from {', '.join(TIERS)}")
         self.path = Path(blob_path)
