@@ -95,7 +95,10 @@ def test_cli_fit_writes_plan_and_linker_script(board_dir, mlp_t2_blob, tmp_path)
     assert "FLASH (rx)  : ORIGIN = 0x00000000, LENGTH = 2048K" in script
     assert "RAM   (rwx) : ORIGIN = 0x20000000, LENGTH = 512K" in script
     plan = json.loads((out / "arena_plan.json").read_text())
-    assert f"EDGEQ_ARENA_SIZE = {plan['size']};" in script
+    fit = json.loads((out / "fit.json").read_text())
+    # the script reserves the arena the verdict used: the runtime planner's when available, else the static plan
+    arena = fit["arena_bytes"] if fit["arena_source"].startswith("runtime") else plan["size"]
+    assert f"EDGEQ_ARENA_SIZE = {-(-arena // mcu.ARENA_ALIGN) * mcu.ARENA_ALIGN};" in script
     board = mcu.linker_script(get_target("stm32h7"), 1024, 4096, placement="board")
     assert "ORIGIN = 0x08000000, LENGTH = 2048K" in board and "ORIGIN = 0x24000000, LENGTH = 512K" in board
 
