@@ -3,7 +3,7 @@
 #include <string.h>
 #include "edgeq/edgeq.h"
 
-static int body(void *ctx) { return edgeq_run((edgeq_model_t *)ctx) == EDGEQ_OK ? 0 : 1; }
+static int body(void *ctx) { return edgeq_run((edgeq_model_t *)ctx, 1) == EDGEQ_OK ? 0 : 1; }
 
 int main(int argc, char **argv) {
     if (argc < 2) { fprintf(stderr, "usage: %s BLOB\n", argv[0]); return 2; }
@@ -15,24 +15,27 @@ int main(int argc, char **argv) {
     void *blob = aligned_alloc(64, ((size_t)size + 63) / 64 * 64);
     if (fread(blob, 1, (size_t)size, f) != (size_t)size) { fprintf(stderr, "short read\n"); return 2; }
     fclose(f);
-    size_t ws = 0;
-    edgeq_status_t st = edgeq_work_size(blob, (size_t)size, &ws);
-    if (st != EDGEQ_OK) { fprintf(stderr, "work_size: %s\n", edgeq_strerror(st)); return 1; }
-    void *work = aligned_alloc(64, (ws + 63) / 64 * 64);
+    edgeq_options_t o;
+    edgeq_diag_t d;
+    edgeq_default_options(&o);
     edgeq_model_t *m = NULL;
-    st = edgeq_load(blob, (size_t)size, work, ws, &m);
-    if (st != EDGEQ_OK) { fprintf(stderr, "load: %s\n", edgeq_strerror(st)); return 1; }
-    size_t n = 0;
-    float *x = edgeq_input(m, 0, &n);
+    edgeq_status_t st = edgeq_create(blob, (size_t)size, &o, NULL, 0, &m, &d);
+    if (st != EDGEQ_OK) { fprintf(stderr, "create: %s %s\n", edgeq_strerror(st), d.message); return 1; }
+    edgeq_tensor_info_t info;
+    if (edgeq_input(m, 0, &info) != EDGEQ_OK) { fprintf(stderr, "no input 0\n"); return 1; }
+    float *x = (float *)info.data;
+    size_t n = info.sample_bytes / sizeof(float);
     srand(1);
     for (size_t i = 0; i < n; i++) x[i] = (float)rand() / (float)RAND_MAX * 2.0f - 1.0f;
-    st = edgeq_run(m);
-    if (st != EDGEQ_OK) { fprintf(stderr, "run: %s %s\n", edgeq_strerror(st), edgeq_last_error(m)); return 1; }
-    /* label: kernel of each op, as the runtime reports it (e.g. quantize:ref,linear:avx2) */
+    st = edgeq_run(m, 1);
+    if (st != EDGEQ_OK) { fprintf(stderr, "run: %s\n", edgeq_strerror(st)); return 1; }
+    /* label: kernel of each op, as the runtime reports it (e.g. ref/quantize,avx2/t2_row_matvec) */
     static char label[512];
     size_t at = 0;
-    const edgeq_layer_time_t *prof = edgeq_profile(m);
-    for (int i = 0; prof && i < edgeq_num_ops(m) && at + 64 < sizeof label; i++)
-        at += (size_t)snprintf(label + at, sizeof label - at, "%s%s", i ? "," : "", prof[i].kernel ? prof[i].kernel : "?");
+    for (uint32_t i = 0; i < edgeq_num_layers(m) && at + 64 < sizeof label; i++) {
+        edgeq_layer_profile_t p;
+        if (edgeq_layer_profile(m, i, &p) == EDGEQ_OK)
+            at += (size_t)snprintf(label + at, sizeof label - at, "%s%s", i ? "," : "", p.kernel ? p.kernel : "?");
+    }
     return bench_serve(body, m, label);
 }
