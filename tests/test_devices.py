@@ -38,9 +38,8 @@ def test_lock_serialises_and_times_out():
     t = threading.Thread(target=hold)
     t.start()
     time.sleep(0.1)
-    with pytest.raises(DeviceError, match="busy"):
-        with device_lock("ssh://pi@board-a", wait_s=0.1):
-            pass
+    with pytest.raises(DeviceError, match="busy"), device_lock("ssh://pi@board-a", wait_s=0.1):
+        pass
     with device_lock("ssh://pi@board-b", wait_s=0.1):  # another board is free
         order.append("b")
     with device_lock("ssh://pi@board-a", wait_s=5):
