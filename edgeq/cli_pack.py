@@ -78,7 +78,7 @@ def _write_imported(graph: Graph, model: Path, fmt: str | None, calib: Path | No
                    f"error {worst:.3g}, per tensor in the blob metadata)", err=True)
 
 
-def _calibration(path: Path | None, fg, model: Path):
+def calibration_data(path: Path | None, fg, model: Path):
     """(calib, tests, labels) from an .npz with x [, x_test, y_test], or the .pt2's example input."""
     if path is None:
         from edgeq.importers.torch_export import load_pt2
@@ -127,7 +127,7 @@ def pack(model: Path, fmt: str | None, group: str, first_last_i8: bool, target: 
 
         fmt = fmt or get_target(target).default_format
     fmt = fmt or "t2"
-    x, tests, labels = _calibration(calib, fg, model)
+    x, tests, labels = calibration_data(calib, fg, model)
     if tests is not None:
         tests = tests[:n_tests] if n_tests else None
         labels = labels[:n_tests] if labels is not None and n_tests else None

@@ -22,13 +22,13 @@ from pathlib import Path
 
 import numpy as np
 
+from edgeq.build.builder import run_make
 from edgeq.errors import BlobError, BuildError, EdgeqError
 
 RUNTIME_DIR = Path(__file__).resolve().parent.parent / "runtimes"
 ABI_VERSION = 2
 MESSAGE_MAX = 192
 TIERS = {"auto": 0, "ref": 1, "avx2": 2}
-BUILD_TIMEOUT_S = 600
 # Element types of activation formats (edgeq_blob.h); B1 activations are bit rows in uint32 words.
 DTYPES = {1: np.float32, 2: np.float16, 3: np.int32, 4: np.int8, 5: np.uint8, 18: np.uint32}
 
@@ -115,15 +115,8 @@ def build_library(sanitize: bool = False) -> Path:
     final.parent.mkdir(parents=True, exist_ok=True)
     stage = Path(tempfile.mkdtemp(prefix=f".{final.name}-", dir=final.parent))
     try:
-        cmd = ["make", "-s", "-C", str(RUNTIME_DIR), f"-j{os.cpu_count() or 1}", f"BUILD={stage}",
-               *[f"{k}={v}" for k, v in variant.items()], str(stage / "libedgeq.so"), str(stage / "edgeq_runner")]
-        try:
-            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=BUILD_TIMEOUT_S, check=False)
-        except subprocess.TimeoutExpired:
-            raise BuildError(f"runtime build timed out after {BUILD_TIMEOUT_S} s") from None
-        if proc.returncode:
-            tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-15:])
-            raise BuildError(f"runtime build failed (make exited {proc.returncode}):\n{tail}")
+        run_make(RUNTIME_DIR, ["-s", f"BUILD={stage}", *[f"{k}={v}" for k, v in variant.items()],
+                               str(stage / "libedgeq.so"), str(stage / "edgeq_runner")])
         try:
             stage.rename(final)
         except OSError:  # a concurrent build of the same sources won the rename: use its result

@@ -88,7 +88,12 @@ def _find(tree: Path, name: str) -> Path | None:
 
 
 def _make(work: Path, make_vars: dict[str, str]) -> None:
-    cmd = ["make", "-C", str(work), f"-j{os.cpu_count() or 1}", *[f"{k}={v}" for k, v in make_vars.items()]]
+    run_make(work, [f"{k}={v}" for k, v in make_vars.items()])
+
+
+def run_make(directory: Path, args: list[str]) -> None:
+    """`make -C directory -jN args...`; a failure is one BuildError with the output's tail."""
+    cmd = ["make", "-C", str(directory), f"-j{os.cpu_count() or 1}", *args]
     try:
         proc = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=BUILD_TIMEOUT_S)
     except subprocess.TimeoutExpired:

@@ -60,11 +60,11 @@ def blob_for(target: Target, model: Path, fmt: str | None, calib: Path | None, w
     if model.suffix == ".edgeq":
         read_blob(model)  # validates before anything is pushed
         return model
-    from edgeq.cli_pack import _calibration, load_model
+    from edgeq.cli_pack import calibration_data, load_model
     from edgeq.packer import Recipe, pack
 
     fg = load_model(model)
-    x, tests, labels = _calibration(calib, fg, model)
+    x, tests, labels = calibration_data(calib, fg, model)
     if tests is not None:
         tests, labels = tests[:32], (labels[:32] if labels is not None else None)
     graph = pack(fg, x, Recipe(fmt or target.default_format), target=target.id, tests=tests, labels=labels)
