@@ -60,6 +60,17 @@ def git(*args: str) -> str:
 
 
 # ---------------------------------------------------------------- builds
+def cpu_key() -> str:
+    """-march=native builds are only valid on the CPU they were made for: key caches by its flags."""
+    info = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").is_file() else platform.processor()
+    flags = next((ln for ln in info.splitlines() if ln.startswith(("flags", "Features"))), info)
+    return hashlib.sha256(flags.encode()).hexdigest()[:8]
+
+
+def ggml_build_dir() -> Path:
+    return CACHE / f"ggml-build-{LLAMA_VER}-{cpu_key()}"
+
+
 def build_ggml() -> Path:
     """ggml from the llama-cpp-python sdist's vendor/llama.cpp, built once into the cache."""
     src = CACHE / f"llama_cpp_python-{LLAMA_VER}"
@@ -71,7 +82,7 @@ def build_ggml() -> Path:
                 tf.extractall(CACHE)
     g = src / "vendor" / "llama.cpp" / "ggml"
     (g / "ggml.pc.in").touch()  # missing from the sdist; CMake configure_file needs it
-    out = CACHE / f"ggml-build-{LLAMA_VER}"
+    out = ggml_build_dir()
     if not (out / "src" / "libggml-cpu.a").is_file():
         log("building ggml (once) ...")
         run(["cmake", "-S", str(g), "-B", str(out), "-DCMAKE_BUILD_TYPE=Release", "-DGGML_NATIVE=ON",
@@ -121,13 +132,13 @@ def build_drivers(ggml_dir: Path) -> tuple[dict[str, Path], str]:
     libdir, runtime_commit = lead if lead else _edgeq_lib_from_git()
     inc = ROOT / "runtimes" / "include" if lead else libdir.parent / "runtimes" / "include"
     lib = libdir / "libedgeq.a"
-    gb = CACHE / f"ggml-build-{LLAMA_VER}" / "src"
+    gb = ggml_build_dir() / "src"
     h = hashlib.sha256()
     for p in sorted(DRIVERS.glob("*")):
         h.update(p.read_bytes())
     h.update(lib.read_bytes())
     h.update((inc / "edgeq" / "edgeq.h").read_bytes())
-    h.update(" ".join(CFLAGS).encode())
+    h.update(" ".join(CFLAGS).encode() + cpu_key().encode())
     bindir = CACHE / f"bin-{h.hexdigest()[:12]}"
     bins = {n: bindir / n for n in ("edgeq_driver", "ggml_driver", "membw_driver")}
     if not all(p.is_file() for p in bins.values()):

@@ -77,7 +77,8 @@ static int parse(int argc, char **argv, args_t *a) {
             else if (!strcmp(o, "--outputs")) a->out_dir = v;
             else if (!strcmp(o, "--input") && a->n_inputs < MAX_FILES) a->inputs[a->n_inputs++] = v;
             else if (!strcmp(o, "--tier"))
-                a->tier = !strcmp(v, "ref") ? EDGEQ_TIER_REF : !strcmp(v, "avx2") ? EDGEQ_TIER_AVX2 : EDGEQ_TIER_AUTO;
+                a->tier = !strcmp(v, "ref") ? EDGEQ_TIER_REF : !strcmp(v, "avx2") ? EDGEQ_TIER_AVX2
+                        : !strcmp(v, "avxvnni") ? EDGEQ_TIER_AVXVNNI : EDGEQ_TIER_AUTO;
             else return 0;
         }
     }

@@ -81,7 +81,7 @@ typedef enum {
 
 typedef struct edgeq_model edgeq_model_t;
 
-enum { EDGEQ_TIER_AUTO = 0, EDGEQ_TIER_REF = 1, EDGEQ_TIER_AVX2 = 2 };
+enum { EDGEQ_TIER_AUTO = 0, EDGEQ_TIER_REF = 1, EDGEQ_TIER_AVX2 = 2, EDGEQ_TIER_AVXVNNI = 3 };
 
 typedef struct {
     uint32_t abi_version; /* EDGEQ_ABI_VERSION (edgeq_default_options sets it) */

@@ -16,7 +16,7 @@ typedef struct {
     size_t stride;
 } acts_view_t;
 
-size_t eq_avx2_prep_bytes(const eq_weights_t *w, int n) {
+size_t EQ_X86(prep_bytes)(const eq_weights_t *w, int n) {
     size_t bytes = align64((size_t)n * (size_t)w->n_blocks * sizeof(int32_t));
     if (w->format == EQ_F_Q4) bytes += (size_t)n * (size_t)w->padded_cols;
     return bytes;
@@ -47,7 +47,7 @@ static void q4_permute(const int8_t *x, int cols, int block, int8_t *out) {
         }
 }
 
-void eq_avx2_prep(const eq_weights_t *w, const int8_t *x, size_t stride, int n, void *prep) {
+void EQ_X86(prep)(const eq_weights_t *w, const int8_t *x, size_t stride, int n, void *prep) {
     int32_t *xsum = (int32_t *)prep;
     int i, b, k;
     for (i = 0; i < n; i++) {
@@ -225,23 +225,23 @@ EQ_INLINE void block_matvec(int fmt, int B, const eq_weights_t *w, const eq_acts
 }
 
 #define ROW_KERNELS(name, FMT)                                                                                \
-    void eq_avx2_##name##_row_matvec(const eq_weights_t *w, const eq_acts_t *a, int r0, int r1, void *acc,     \
+    void EQ_X86(name##_row_matvec)(const eq_weights_t *w, const eq_acts_t *a, int r0, int r1, void *acc,     \
                                      size_t acc_stride) {                                                     \
         (void)acc_stride;                                                                                     \
         row_matvec(FMT, w, a, r0, r1, (int32_t *)acc);                                                        \
     }                                                                                                         \
-    void eq_avx2_##name##_row_gemm(const eq_weights_t *w, const eq_acts_t *a, int r0, int r1, void *acc,       \
+    void EQ_X86(name##_row_gemm)(const eq_weights_t *w, const eq_acts_t *a, int r0, int r1, void *acc,       \
                                    size_t acc_stride) {                                                       \
         row_gemm(FMT, w, a, r0, r1, (int32_t *)acc, acc_stride);                                              \
     }
 
 #define BLOCK_KERNELS(name, FMT) /* T2, T158: blocks of 256 */                                      \
-    void eq_avx2_##name##_block_matvec(const eq_weights_t *w, const eq_acts_t *a, int r0, int r1, void *acc,   \
+    void EQ_X86(name##_block_matvec)(const eq_weights_t *w, const eq_acts_t *a, int r0, int r1, void *acc,   \
                                        size_t acc_stride) {                                                   \
         (void)acc_stride;                                                                                     \
         block_matvec(FMT, 256, w, a, r0, r1, (float *)acc);                                                   \
     }                                                                                                         \
-    void eq_avx2_##name##_block_gemm(const eq_weights_t *w, const eq_acts_t *a, int r0, int r1, void *acc,     \
+    void EQ_X86(name##_block_gemm)(const eq_weights_t *w, const eq_acts_t *a, int r0, int r1, void *acc,     \
                                      size_t acc_stride) {                                                     \
         block_rows(FMT, 256, w, a, r0, r1, (float *)acc, acc_stride);                                         \
     }
@@ -252,25 +252,25 @@ ROW_KERNELS(b1, EQ_F_B1)
 BLOCK_KERNELS(t2, EQ_F_T2)
 BLOCK_KERNELS(t158, EQ_F_T158)
 
-void eq_avx2_q4_32_matvec(const eq_weights_t *w, const int32_t *xsum, const int8_t *xp, int r0, int r1, float *acc);
-void eq_avx2_q4_32_gemm(const eq_weights_t *w, const int32_t *xsum, const int8_t *xp, size_t xp_stride, int n, int r0,
+void EQ_X86(q4_32_matvec)(const eq_weights_t *w, const int32_t *xsum, const int8_t *xp, int r0, int r1, float *acc);
+void EQ_X86(q4_32_gemm)(const eq_weights_t *w, const int32_t *xsum, const int8_t *xp, size_t xp_stride, int n, int r0,
                         int r1, float *acc, size_t acc_stride);
 
-void eq_avx2_q4_block_matvec(const eq_weights_t *w, const eq_acts_t *a, int r0, int r1, void *acc, size_t acc_stride) {
+void EQ_X86(q4_block_matvec)(const eq_weights_t *w, const eq_acts_t *a, int r0, int r1, void *acc, size_t acc_stride) {
     const acts_view_t v = view(w, a);
     (void)acc_stride;
     if (w->block == 32)
-        eq_avx2_q4_32_matvec(w, v.xsum, v.x, r0, r1, (float *)acc);
+        EQ_X86(q4_32_matvec)(w, v.xsum, v.x, r0, r1, (float *)acc);
     else if (w->block == 64)
         block_matvec(EQ_F_Q4, 64, w, a, r0, r1, (float *)acc);
     else
         block_matvec(EQ_F_Q4, 128, w, a, r0, r1, (float *)acc);
 }
 
-void eq_avx2_q4_block_gemm(const eq_weights_t *w, const eq_acts_t *a, int r0, int r1, void *acc, size_t acc_stride) {
+void EQ_X86(q4_block_gemm)(const eq_weights_t *w, const eq_acts_t *a, int r0, int r1, void *acc, size_t acc_stride) {
     const acts_view_t v = view(w, a);
     if (w->block == 32)
-        eq_avx2_q4_32_gemm(w, v.xsum, v.x, v.stride, a->n, r0, r1, (float *)acc, acc_stride);
+        EQ_X86(q4_32_gemm)(w, v.xsum, v.x, v.stride, a->n, r0, r1, (float *)acc, acc_stride);
     else if (w->block == 64)
         block_rows(EQ_F_Q4, 64, w, a, r0, r1, (float *)acc, acc_stride);
     else

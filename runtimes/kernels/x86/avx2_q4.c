@@ -6,10 +6,15 @@
  */
 #include "avx2_util.h"
 
-EQ_INLINE __m256i pair_raw(__m256i lo, __m256i hi, const int8_t *xp) {
+EQ_INLINE __m256i pair_raw(__m256i lo, __m256i hi, const int8_t *xp) { /* lanes 0..3: group b, 4..7: b + 1 */
+#ifdef EQ_VNNI
+    return _mm256_dpbusd_avx_epi32(_mm256_dpbusd_avx_epi32(_mm256_setzero_si256(), lo, _mm256_loadu_si256((const __m256i *)xp)),
+                                   hi, _mm256_loadu_si256((const __m256i *)(xp + 32)));
+#else
     __m256i s = _mm256_add_epi16(_mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)xp)),
                                  _mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i *)(xp + 32))));
-    return _mm256_madd_epi16(s, _mm256_set1_epi16(1)); /* lanes 0..3: group b, 4..7: group b + 1 */
+    return _mm256_madd_epi16(s, _mm256_set1_epi16(1));
+#endif
 }
 
 EQ_INLINE void pair_decode(const uint8_t *q, __m256i *lo, __m256i *hi) {
@@ -25,8 +30,7 @@ EQ_INLINE __m256i single_decode(const uint8_t *q) {
 }
 
 EQ_INLINE __m256i single_raw(__m256i sym, const int8_t *xp) {
-    return _mm256_madd_epi16(_mm256_maddubs_epi16(sym, _mm256_loadu_si256((const __m256i *)xp)),
-                             _mm256_set1_epi16(1));
+    return dot_u8s8(_mm256_setzero_si256(), sym, _mm256_loadu_si256((const __m256i *)xp));
 }
 
 /* Two adjacent 16-bit values (groups b, b+1) of 8 rows -> [row values of b], [row values of b+1]. */
@@ -92,7 +96,7 @@ EQ_INLINE void store_rows(float *acc, int r, int r1, __m256 v) {
     for (k = 0; k < 8 && r + k < r1; k++) acc[r + k] = lanes[k];
 }
 
-void eq_avx2_q4_32_matvec(const eq_weights_t *w, const int32_t *xsum, const int8_t *xp, int r0, int r1, float *acc) {
+void EQ_X86(q4_32_matvec)(const eq_weights_t *w, const int32_t *xsum, const int8_t *xp, int r0, int r1, float *acc) {
     const int nb = w->n_blocks;
     int r, b, k;
     for (r = r0; r < r1; r += 8) {
@@ -119,7 +123,7 @@ void eq_avx2_q4_32_matvec(const eq_weights_t *w, const int32_t *xsum, const int8
     }
 }
 
-void eq_avx2_q4_32_gemm(const eq_weights_t *w, const int32_t *xsum, const int8_t *xp, size_t xp_stride, int n, int r0,
+void EQ_X86(q4_32_gemm)(const eq_weights_t *w, const int32_t *xsum, const int8_t *xp, size_t xp_stride, int n, int r0,
                         int r1, float *acc, size_t acc_stride) {
     const int nb = w->n_blocks;
     __m256 accf[EQ_MAX_N];
