@@ -212,8 +212,10 @@ def _linear_dyn(g: Graph, op: Op, v: dict) -> np.ndarray:
     q = q.astype(np.int32)
     wi = _weight_ints(w)
     q = _pad_cols(q, wi.shape[1])
+    # integer dot products through float64 BLAS: |sums| <= 127 * 128 * K stay exact far below 2**53
+    qf, wf = q.astype(np.float64), wi.astype(np.float64)
     if p.scale_kind == F.SCALE_ROW:
-        acc = (q.astype(np.int64) @ wi.T.astype(np.int64)).astype(np.int32).astype(np.float32)
+        acc = (qf @ wf.T).astype(np.int32).astype(np.float32)
         y = acc * (s[:, None] * p.scales.astype(np.float32)[None, :]) + bias[None, :]
     else:
         nb = wi.shape[1] // p.block
@@ -221,8 +223,7 @@ def _linear_dyn(g: Graph, op: Op, v: dict) -> np.ndarray:
         accf = np.zeros((q.shape[0], wi.shape[0]), np.float32)
         for b in range(nb):
             sl = slice(b * p.block, (b + 1) * p.block)
-            isum = (q[:, sl].astype(np.int64) @ wi[:, sl].T.astype(np.int64)).astype(np.float32)
-            accf = accf + d[None, :, b] * isum
+            accf = accf + d[None, :, b] * (qf[:, sl] @ wf[:, sl].T).astype(np.float32)
         y = accf * s[:, None] + bias[None, :]
     return y.astype(np.float32).reshape(x.shape[:-1] + (wi.shape[0],))
 

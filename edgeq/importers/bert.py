@@ -107,11 +107,12 @@ def _layer(i: int) -> str:
 
 
 def build_graph(m: BertModel, fmt: str, seq_len: int, group: int = 32, embed_format: str = "i8",
-                overrides: dict[str, np.ndarray] | None = None) -> Graph:
+                overrides: dict[str, np.ndarray] | None = None, layer_formats: dict[str, str] | None = None) -> Graph:
     """The encoder as an edgeq Graph: inputs ids and mask I32 [N, seq_len], output F32 [N, hidden] unit vectors.
 
     Every linear packs to `fmt` (q4 with `group`); the word-embedding table is I8 rows (or F32).
-    `overrides` replaces fp32 weights by name (fine-tuned ternary weights).
+    `overrides` replaces fp32 weights by name (fine-tuned ternary weights); `layer_formats` maps a linear's
+    name suffix (e.g. "output.dense") to another format.
     """
     c = m.config
     if fmt not in FORMATS or fmt == "b1":
@@ -134,7 +135,8 @@ def build_graph(m: BertModel, fmt: str, seq_len: int, group: int = 32, embed_for
 
     def linear(x: int, name: str, out: str) -> int:
         weight = _get(mm, name + ".weight")
-        packed = quantize_weight(weight, fmt, group=group)
+        chosen = next((f for suffix, f in (layer_formats or {}).items() if name.endswith(suffix)), fmt)
+        packed = quantize_weight(weight, chosen, group=group)
         wi = g.add(Tensor(name + ".weight", packed.format, (packed.rows, packed.cols), packed=packed,
                           flags=L.TENSOR_CONST))
         b = g.const(name + ".bias", _get(mm, name + ".bias").astype(np.float32))
@@ -263,3 +265,38 @@ def random_bert(seed: int, hidden: int = 64, heads: int = 4, layers: int = 2, in
         put(n + ".weight", hidden, scale=0.1, offset=1.0)
         put(n + ".bias", hidden, scale=0.05)
     return BertModel(c, w, None, f"random-bert-{seed}")
+
+
+# Q4 recipe: the value and FFN-up projections stay I8 (llama.cpp's Q4_K_M likewise keeps attn_v/ffn_down at
+# higher precision). Measured on MiniLM (docs/transformers.md): all-Q4 reaches mean cosine 0.968 vs fp32.
+Q4_KEEP_I8 = {"attention.self.value": "i8", "intermediate.dense": "i8"}
+MIN_COSINE_VS_HOST = 0.999  # device vs host reference, per sample (libm ulps amplified by re-quantization)
+
+
+def bundle_sentences(g: Graph, ids: np.ndarray, mask: np.ndarray, fp32: np.ndarray, min_mean_vs_fp32: float) -> None:
+    """Bundles token ids/mask as test inputs 0/1, the graph's reference embeddings as test output 0 and the
+    fp32 model's embeddings, and records the cosine check `edgeq deploy` applies."""
+    from edgeq import reference
+
+    for k, arr in enumerate((ids, mask)):
+        t = g.const(f"__test_input_{k}", np.ascontiguousarray(arr, np.int32))
+        g.tensors[t].flags |= L.TENSOR_TEST_INPUT
+        g.tensors[t].test_index = k
+    o = g.const("__test_output_0", reference.run(g, [ids, mask])[0])
+    g.tensors[o].flags |= L.TENSOR_TEST_OUTPUT
+    g.tensors[o].test_index = 0
+    g.const("__reference_fp32", np.ascontiguousarray(fp32, np.float32))
+    g.metadata["accuracy"] = {"metric": "cosine", "min_cosine": MIN_COSINE_VS_HOST,
+                              "fp32_reference": "__reference_fp32", "min_mean_vs_fp32": float(min_mean_vs_fp32)}
+
+
+def pack_sentence_encoder(m: BertModel, fmt: str, sentences: list[str], seq_len: int, *, target: str = "",
+                          min_mean_vs_fp32: float = 0.0, overrides: dict[str, np.ndarray] | None = None,
+                          fp32: np.ndarray | None = None) -> tuple[Graph, np.ndarray, np.ndarray, np.ndarray]:
+    """Graph in `fmt` (Q4 with Q4_KEEP_I8) with `sentences` bundled; returns (graph, ids, mask, fp32 embeddings)."""
+    ids, mask = tokenize(m, sentences, seq_len)
+    fp32 = forward_fp32(m, ids, mask) if fp32 is None else fp32
+    g = build_graph(m, fmt, seq_len, overrides=overrides, layer_formats=Q4_KEEP_I8 if fmt == "q4" else None)
+    g.target = target
+    bundle_sentences(g, ids, mask, fp32, min_mean_vs_fp32)
+    return g, ids, mask, fp32

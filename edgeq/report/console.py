@@ -114,6 +114,11 @@ def _accuracy(report: Report) -> Table | None:
     t.add_row("max abs error", f"{a.max_abs_err:.4g} at sample {a.max_abs_err_at[0]}, element {a.max_abs_err_at[1]}")
     t.add_row("MAE / RMSE", f"{a.mae:.4g} / {a.rmse:.4g}")
     t.add_row("L2r / cosine", f"{'–' if a.l2r is None else f'{a.l2r:.4g}'} / {a.cosine:.6f}")
+    if a.min_sample_cosine is not None:
+        t.add_row("min per-sample cosine vs host", f"{a.min_sample_cosine:.6f}")
+    if a.cosine_vs_fp32_mean is not None:
+        t.add_row("cosine vs fp32 model (mean / min)", f"{a.cosine_vs_fp32_mean:.4f} / {a.cosine_vs_fp32_min:.4f} "
+                  f"(needs mean >= {a.fp32_threshold:g})")
     if a.passed is not None:
         tol = "" if a.tolerance is None else f" (tolerance {a.tolerance:g})"
         t.add_row("check", ("[green]pass[/]" if a.passed else "[bold red]FAIL[/]") + tol)

@@ -149,6 +149,12 @@ class Accuracy:
     cosine: float
     tolerance: float | None = None
     passed: bool | None = None
+    # embedding models (blob metadata accuracy.metric = "cosine"): per-sample cosine vs the host reference,
+    # and vs the unquantized fp32 model's embeddings bundled in the blob
+    min_sample_cosine: float | None = None
+    cosine_vs_fp32_mean: float | None = None
+    cosine_vs_fp32_min: float | None = None
+    fp32_threshold: float | None = None
 
 
 @dataclass

@@ -130,8 +130,36 @@ def check_accuracy(blob_path: Path, outputs: list) -> dict:
     got = np.asarray(outputs, np.float32).reshape(ref.shape)
     labels = g.test_tensors(L.TENSOR_TEST_LABEL)
     metrics = accuracy_metrics(got, ref, g.tensors[labels[0]].array if labels else None)
+    spec = g.metadata.get("accuracy") or {}
+    if spec.get("metric") == "cosine":
+        return _cosine_accuracy(g, spec, got, ref, metrics)
     metrics["tolerance"] = ATOL
     metrics["passed"] = bool(metrics["max_abs_err"] <= ATOL)
+    return metrics
+
+
+def _row_cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    a, b = a.reshape(len(a), -1).astype(np.float64), b.reshape(len(b), -1).astype(np.float64)
+    return (a * b).sum(1) / np.maximum(np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1), 1e-30)
+
+
+def _cosine_accuracy(g, spec: dict, got: np.ndarray, ref: np.ndarray, metrics: dict) -> dict:
+    """Embedding outputs: an argmax means nothing and fp32 libm calls (expf, erff) may differ by an ulp
+    between hosts, which int8 re-quantization can amplify. Passed = every sample's cosine with the host
+    reference >= `min_cosine`, and, when the fp32 model's embeddings are bundled, their mean cosine with
+    the device's >= `min_mean_vs_fp32` (the quantization quality gate)."""
+    per_sample = _row_cosines(got, ref)
+    metrics["tolerance"] = float(spec.get("min_cosine", 0.999))
+    metrics["min_sample_cosine"] = float(per_sample.min())
+    passed = metrics["min_sample_cosine"] >= metrics["tolerance"]
+    fp32 = [t for t in g.tensors if t.name == spec.get("fp32_reference")]
+    if fp32:
+        vs = _row_cosines(got, np.asarray(fp32[0].array, np.float32))
+        metrics["cosine_vs_fp32_mean"] = float(vs.mean())
+        metrics["cosine_vs_fp32_min"] = float(vs.min())
+        metrics["fp32_threshold"] = float(spec.get("min_mean_vs_fp32", 0.0))
+        passed = passed and metrics["cosine_vs_fp32_mean"] >= metrics["fp32_threshold"]
+    metrics["passed"] = bool(passed)
     return metrics
 
 
@@ -192,7 +220,12 @@ def deploy(target_id: str, model: Path, *, fmt: str | None = None, connect: str 
         notes=notes,
         edgeq_version=__version__,
     )
-    if not metrics["passed"]:
+    if not metrics["passed"] and metrics.get("min_sample_cosine") is not None:
+        report.verdict.errors.append(
+            f"embeddings: min cosine with the host reference {metrics['min_sample_cosine']:.6f} (needs "
+            f"{metrics['tolerance']}), mean cosine with fp32 {metrics.get('cosine_vs_fp32_mean')} (needs "
+            f"{metrics.get('fp32_threshold')})")
+    elif not metrics["passed"]:
         at = metrics["max_abs_err_at"]
         report.verdict.errors.append(
             f"device output differs from the host reference: max |err| {metrics['max_abs_err']:.3g} at sample {at[0]}, "
