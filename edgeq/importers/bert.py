@@ -270,23 +270,37 @@ def random_bert(seed: int, hidden: int = 64, heads: int = 4, layers: int = 2, in
 # Q4 recipe: the value and FFN-up projections stay I8 (llama.cpp's Q4_K_M likewise keeps attn_v/ffn_down at
 # higher precision). Measured on MiniLM (docs/transformers.md): all-Q4 reaches mean cosine 0.968 vs fp32.
 Q4_KEEP_I8 = {"attention.self.value": "i8", "intermediate.dense": "i8"}
-MIN_COSINE_VS_HOST = 0.999  # device vs host reference, per sample (libm ulps amplified by re-quantization)
+MIN_COSINE_VS_HOST = 0.99999  # device vs host C runtime, per sample: only libm ulps (expf, erff) may differ
+
+
+def host_embeddings(g: Graph, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """The graph run by the host C runtime (ref tier). The bundled reference of an encoder blob is this, not the
+    numpy executor: fp32 sums in another order (BLAS, pairwise) feed the per-token int8 quantizers, which turn
+    last-bit differences into whole steps -- the two agree to cosine ~0.997, the C builds to ~1e-8."""
+    import tempfile
+
+    from edgeq.blob import write_blob
+    from edgeq.runtime import Session
+
+    with tempfile.TemporaryDirectory(prefix="edgeq-bert-") as tmp:
+        path = Path(tmp) / "g.edgeq"
+        write_blob(g, path)
+        return Session(path, max_batch=len(ids), tier="ref").run([ids, mask])[0]
 
 
 def bundle_sentences(g: Graph, ids: np.ndarray, mask: np.ndarray, fp32: np.ndarray, min_mean_vs_fp32: float) -> None:
-    """Bundles token ids/mask as test inputs 0/1, the graph's reference embeddings as test output 0 and the
+    """Bundles token ids/mask as test inputs 0/1, the host C runtime's embeddings as test output 0 and the
     fp32 model's embeddings, and records the cosine check `edgeq deploy` applies."""
-    from edgeq import reference
-
+    host = host_embeddings(g, ids, mask)
     for k, arr in enumerate((ids, mask)):
         t = g.const(f"__test_input_{k}", np.ascontiguousarray(arr, np.int32))
         g.tensors[t].flags |= L.TENSOR_TEST_INPUT
         g.tensors[t].test_index = k
-    o = g.const("__test_output_0", reference.run(g, [ids, mask])[0])
+    o = g.const("__test_output_0", host)
     g.tensors[o].flags |= L.TENSOR_TEST_OUTPUT
     g.tensors[o].test_index = 0
     g.const("__reference_fp32", np.ascontiguousarray(fp32, np.float32))
-    g.metadata["accuracy"] = {"metric": "cosine", "min_cosine": MIN_COSINE_VS_HOST,
+    g.metadata["accuracy"] = {"metric": "cosine", "min_cosine": MIN_COSINE_VS_HOST, "reference": "host C runtime (ref)",
                               "fp32_reference": "__reference_fp32", "min_mean_vs_fp32": float(min_mean_vs_fp32)}
 
 

@@ -144,12 +144,12 @@ def _row_cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def _cosine_accuracy(g, spec: dict, got: np.ndarray, ref: np.ndarray, metrics: dict) -> dict:
-    """Embedding outputs: an argmax means nothing and fp32 libm calls (expf, erff) may differ by an ulp
-    between hosts, which int8 re-quantization can amplify. Passed = every sample's cosine with the host
+    """Embedding outputs: an argmax means nothing, and fp32 libm calls (expf, erff) may differ by an ulp
+    between hosts, which per-token int8 re-quantization can amplify. Passed = every sample's cosine with the host
     reference >= `min_cosine`, and, when the fp32 model's embeddings are bundled, their mean cosine with
     the device's >= `min_mean_vs_fp32` (the quantization quality gate)."""
     per_sample = _row_cosines(got, ref)
-    metrics["tolerance"] = float(spec.get("min_cosine", 0.999))
+    metrics["tolerance"] = float(spec.get("min_cosine", 0.99999))
     metrics["min_sample_cosine"] = float(per_sample.min())
     passed = metrics["min_sample_cosine"] >= metrics["tolerance"]
     fp32 = [t for t in g.tensors if t.name == spec.get("fp32_reference")]
