@@ -24,6 +24,7 @@ def _load_check_abi():
 
 
 check_abi = _load_check_abi()
+VERSION = json.loads(check_abi.MANIFEST.read_text())["abi_version"]
 
 
 @pytest.fixture(scope="module")
@@ -77,20 +78,20 @@ def test_enum_value_and_prototype_changes_are_caught(tmp_path):
 
 
 def test_version_bump_asks_to_regenerate_then_passes(tmp_path):
-    inc = _mutated_include(tmp_path, ("#define EDGEQ_ABI_VERSION 2", "#define EDGEQ_ABI_VERSION 99"),
+    inc = _mutated_include(tmp_path, (f"#define EDGEQ_ABI_VERSION {VERSION}", "#define EDGEQ_ABI_VERSION 99"),
                            ("    uint32_t reserved[4];\n} edgeq_options_t;",
                             "    uint32_t reserved[5];\n} edgeq_options_t;"))
     manifest = tmp_path / "edgeq.abi.json"
     shutil.copy(check_abi.MANIFEST, manifest)
     problems = check_abi.check_abi_stability(None, manifest=manifest, include=inc)
-    assert any("records 2: run tools/check_abi.py --update-manifest" in p for p in problems), problems
+    assert any(f"records {VERSION}: run tools/check_abi.py --update-manifest" in p for p in problems), problems
     assert not any("without an EDGEQ_ABI_VERSION bump" in p for p in problems)
     facts = check_abi.abi_facts(inc)
     facts["exports"] = json.loads(check_abi.MANIFEST.read_text())["exports"]
     manifest.write_text(json.dumps(facts))
     # regenerated: only the Python binding's mirror of the version is left to update
     assert check_abi.check_abi_stability(None, manifest=manifest, include=inc) == [
-        "edgeq/runtime.py ABI_VERSION is 2, edgeq.h says 99"]
+        f"edgeq/runtime.py ABI_VERSION is {VERSION}, edgeq.h says 99"]
 
 
 def test_library_exporting_more_than_the_abi_is_caught(tmp_path, host_lib):

@@ -5,7 +5,7 @@
    A probe prints sizeof/offsetof of every struct field and the value of every mirrored constant;
    they are compared with edgeq/blob/layout.py and edgeq/formats/ids.py, and every EDGEQ_* constant
    in the header must have a Python mirror.
-2. ABI stability: the public ABI (edgeq.h, edgeq_pal.h: prototypes, struct sizes/alignments/field
+2. ABI stability: the public ABI (edgeq.h, edgeq_pal.h, edgeq_pal_hooks.h: prototypes, struct sizes/alignments/field
    offsets and types, enum and #define values) and the symbols libedgeq.so exports must equal the
    committed manifest runtimes/abi/edgeq.abi.json unless EDGEQ_ABI_VERSION was bumped. After a
    deliberate change: bump EDGEQ_ABI_VERSION (and edgeq.runtime.ABI_VERSION), then
@@ -30,9 +30,9 @@ INCLUDE = ROOT / "runtimes/include"
 MANIFEST = ROOT / "runtimes/abi/edgeq.abi.json"
 # The public ABI, and for each build's platform layer (runtimes/Makefile PAL=...) the headers whose
 # EDGEQ_API functions that libedgeq.so exports: nothing more, nothing less.
-ABI_HEADERS = ("edgeq.h", "edgeq_pal.h")
-EXPORTING_HEADERS = {"posix": ("edgeq.h", "edgeq_pal.h")}
-NOT_VALUES = {"EDGEQ_H", "EDGEQ_PAL_H", "EDGEQ_API"}
+ABI_HEADERS = ("edgeq.h", "edgeq_pal.h", "edgeq_pal_hooks.h")
+EXPORTING_HEADERS = {"posix": ("edgeq.h", "edgeq_pal.h"), "hooks": ABI_HEADERS}
+NOT_VALUES = {"EDGEQ_H", "EDGEQ_PAL_H", "EDGEQ_PAL_HOOKS_H", "EDGEQ_API"}
 sys.path.insert(0, str(ROOT))
 
 from edgeq.blob import layout
@@ -126,10 +126,14 @@ def parse_header(text: str) -> dict:
     for m in re.finditer(r"typedef\s+struct\s*\w*\s*\{(.*?)\}\s*(\w+)\s*;", text, re.DOTALL):
         fields = []
         for decl in filter(None, (d.strip() for d in m.group(1).split(";"))):
+            fp = re.fullmatch(r"(.*?)\(\s*\*\s*(\w+)\s*\)\s*(\(.*\))", decl, re.DOTALL)  # function pointer
             f = re.fullmatch(r"(.*?)\b(\w+)\s*(\[[^\]]*\])?", decl, re.DOTALL)
-            if f is None or "," in decl:
+            if fp:
+                fields.append((fp.group(2), _one_line(f"{fp.group(1)}(*){fp.group(3)}")))
+            elif f and "," not in decl:
+                fields.append((f.group(2), _one_line(f.group(1) + (f.group(3) or ""))))
+            else:
                 raise ValueError(f"cannot parse field '{decl}' of {m.group(2)}: one declarator per line")
-            fields.append((f.group(2), _one_line(f.group(1) + (f.group(3) or ""))))
         structs[m.group(2)] = fields
     values = set(re.findall(r"#define\s+(EDGEQ_\w+)\s+\S", text)) - NOT_VALUES
     for body in re.findall(r"enum\s*\w*\s*\{(.*?)\}", text, re.DOTALL):
@@ -208,12 +212,12 @@ def check_abi_stability(lib: Path | None, pal: str = "posix", manifest: Path = M
         got, want = exported_symbols(lib), expected_exports(facts, pal)
         problems += [f"{lib.name} exports {s}, which no public header declares EDGEQ_API" for s in got if s not in want]
         problems += [f"{lib.name} does not export {s} (declared EDGEQ_API)" for s in want if s not in got]
-        facts["exports"] = got
+        if pal == "posix":  # the manifest records the host build's exports; others follow from the headers
+            facts["exports"] = got
     if not manifest.is_file():
         return problems + [f"{manifest} missing: run tools/check_abi.py --update-manifest"]
     old = json.loads(manifest.read_text())
-    if lib is None:
-        facts["exports"] = old.get("exports")
+    facts.setdefault("exports", old.get("exports"))
     changes = _diff({k: v for k, v in old.items() if k != "abi_version"},
                     {k: v for k, v in facts.items() if k != "abi_version"}, "abi")
     if old["abi_version"] == facts["abi_version"]:
