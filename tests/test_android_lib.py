@@ -127,3 +127,31 @@ def test_cli_build_lib(tmp_path):
     assert (tmp_path / "include" / "edgeq" / "edgeq.h").is_file()
     res = CliRunner().invoke(main, ["build", "--target", "host", "--lib"])
     assert res.exit_code != 0 and "--lib builds the freestanding library for aarch64" in res.output
+
+
+def test_cmake_project_builds_the_same_freestanding_lib(android_lib, tmp_path):
+    """runtimes/CMakeLists.txt with the toolchain file `edgeq build` writes: same guarantees, same outputs."""
+    build = tmp_path / "cmake"
+    for cmd in (["cmake", "-S", str(ROOT / "runtimes"), "-B", str(build), "-DEDGEQ_FREESTANDING=ON",
+                 f"-DCMAKE_TOOLCHAIN_FILE={android_lib / 'toolchain.cmake'}", "-DCMAKE_BUILD_TYPE=Release"],
+                ["cmake", "--build", str(build), "-j2"]):
+        res = subprocess.run(cmd, capture_output=True, text=True, timeout=600, check=False)
+        assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    so = build / "libedgeq.so"
+    assert "(NEEDED)" not in _readelf("-d", str(so)) and "No version information" in _readelf("-V", str(so))
+    spec = importlib.util.spec_from_file_location("check_abi", ROOT / "tools" / "check_abi.py")
+    check_abi = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(check_abi)
+    assert check_abi.check_abi_stability(so, pal="hooks") == []
+    client = build / "abi_client"
+    subprocess.run(["aarch64-linux-gnu-gcc", "-std=c99", "-I", str(ROOT / "runtimes" / "include"), str(CLIENT),
+                    "-L", str(build), "-ledgeq", "-Wl,-rpath,$ORIGIN", "-o", str(client)], check=True)
+    g = RG.all_ops_graph(5, "q4", F.SCALE_BLOCK, block=32)
+    blob = tmp_path / "ops.edgeq"
+    write_blob(g, blob)
+    x = np.random.default_rng(5).normal(0, 1, (3, 7, 6, 3)).astype(np.float32)
+    _, raws = run_client(client, blob, x, tmp_path)
+    want = reference.run(g, [x])
+    np.testing.assert_allclose(np.frombuffer(raws[0], np.float32).reshape(want[0].shape), want[0], rtol=0, atol=1e-6)
+    for raw, w in zip(raws[1:], want[1:]):
+        np.testing.assert_array_equal(np.frombuffer(raw, w.dtype).reshape(w.shape), w)
