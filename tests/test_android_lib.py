@@ -155,3 +155,37 @@ def test_cmake_project_builds_the_same_freestanding_lib(android_lib, tmp_path):
     np.testing.assert_allclose(np.frombuffer(raws[0], np.float32).reshape(want[0].shape), want[0], rtol=0, atol=1e-6)
     for raw, w in zip(raws[1:], want[1:]):
         np.testing.assert_array_equal(np.frombuffer(raw, w.dtype).reshape(w.shape), w)
+
+
+def test_freestanding_libc_subset(tmp_path):
+    """runtimes/src/freestanding.c on the host: expf within 1 ulp of exp over the normal range (inf /
+    0 / NaN at the edges), memmove with overlap both ways, memchr, memcmp, memset."""
+    import ctypes as C
+
+    so = tmp_path / "libfs.so"
+    subprocess.run(["cc", "-std=c99", "-O2", "-Wall", "-Werror", "-ffp-contract=off", "-ffreestanding", "-fno-builtin",
+                    "-shared", "-fPIC", str(ROOT / "runtimes" / "src" / "freestanding.c"), "-o", str(so)], check=True)
+    lib = C.CDLL(str(so))
+    lib.expf.restype, lib.expf.argtypes = C.c_float, [C.c_float]
+    x = np.linspace(-103.9, 88.7, 100_003, dtype=np.float32)
+    got = np.array([lib.expf(float(v)) for v in x], np.float64)
+    want = np.exp(x.astype(np.float64))
+    normal = want > np.finfo(np.float32).tiny
+    ulps = np.abs(got - want)[normal] / np.spacing(want[normal].astype(np.float32))
+    assert ulps.max() < 1.0
+    assert lib.expf(89.0) == np.inf and lib.expf(-104.0) == 0.0 and np.isnan(lib.expf(float("nan")))
+    assert lib.expf(0.0) == 1.0
+
+    buf = C.create_string_buffer(b"0123456789")
+    for name in ("memmove", "memchr", "memcmp", "memset"):
+        fn = getattr(lib, name)
+        fn.restype = C.c_int if name == "memcmp" else C.c_void_p
+        fn.argtypes = [C.c_void_p, C.c_int if name in ("memchr", "memset") else C.c_void_p, C.c_size_t]
+    lib.memmove(C.addressof(buf) + 2, buf, 6)
+    assert buf.value == b"0101234589"
+    lib.memmove(buf, C.addressof(buf) + 2, 6)
+    assert buf.value == b"0123454589"
+    assert lib.memchr(buf, ord("5"), 10) == C.addressof(buf) + 5 and lib.memchr(buf, ord("7"), 10) is None
+    assert lib.memcmp(b"abc", b"abd", 3) < 0 < lib.memcmp(b"abd", b"abc", 3) and lib.memcmp(b"ab", b"ab", 2) == 0
+    lib.memset(buf, ord("x"), 3)
+    assert buf.value == b"xxx3454589"
