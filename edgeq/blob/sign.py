@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from edgeq.blob import layout as L
-from edgeq.blob.reader import read_blob
+from edgeq.blob.reader import _header, _open_view, _sections, read_blob
 from edgeq.blob.writer import atomic_write, seal
 from edgeq.errors import BlobError, EdgeqError
 
@@ -232,9 +232,17 @@ def verify_bytes(buf: bytes | bytearray, public_key: bytes, name: str = "blob") 
     return want
 
 
-def verify_blob(path: str | os.PathLike, public_key: str | os.PathLike | bytes):
-    """Fully validates the blob (read_blob) and verifies its signature; returns the Blob."""
+def verify_blob(path: str | os.PathLike, public_key: str | os.PathLike | bytes, require: bool = True):
+    """Checks header, section table and CRCs, then the signature -- before any tensor or op is parsed, as
+    the C runtime does -- then validates the rest (read_blob); returns the Blob.
+
+    require=False accepts an unsigned blob (a signed one must still verify), like the runtime's options."""
+    path = Path(path)
+    key = load_public_key(public_key)
+    view = _open_view(path)
+    _sections(view, _header(view))
+    if require or _find_signature(view) is not None:
+        verify_bytes(bytes(view), key, str(path))
     blob = read_blob(path)
-    verify_bytes(bytes(blob._view), load_public_key(public_key), str(path))
-    blob.checks["signature"] = "ok"
+    blob.checks["signature"] = "ok" if L.SECTION_SIGNATURE in blob.sections else "unsigned"
     return blob
