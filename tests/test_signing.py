@@ -320,6 +320,17 @@ print(json.dumps(codes))
         assert status and status not in CRC_CODES and (not sig_only or status in SIGNATURE_CODES), (what, status)
 
 
+def test_deploy_with_a_key_refuses_an_unsigned_blob_even_where_not_required(mlp_t2_blob, keys, tmp_path):
+    """A key from --pubkey or from the device inventory makes the signature mandatory for that deploy."""
+    res = CliRunner().invoke(main, ["deploy", "--target", "rpi5", str(mlp_t2_blob), "--pubkey", str(keys["a.pub"])])
+    assert res.exit_code == 2 and "blob is not signed" in res.output, res.output
+    (tmp_path / "devices.toml").write_text(f'[pi]\ntarget = "rpi5"\nconnect = "qemu-user://cortex-a76"\n'
+                                           f'public_key = "{keys["b.pub"]}"\n')
+    res = CliRunner().invoke(main, ["deploy", "--device", "pi", str(mlp_t2_blob)],
+                             env={"EDGEQ_CONFIG_DIR": str(tmp_path)})
+    assert res.exit_code == 2 and "blob is not signed" in res.output, res.output
+
+
 # ---- emulated rpi5: the cross-built runner under qemu-aarch64, through the deploy transport ----------
 
 @pytest.fixture(scope="module")
@@ -352,13 +363,13 @@ def test_rpi5_requiring_signatures_runs_the_signed_blob_and_refuses_the_rest(rpi
                          ([str(mlp_t2_blob), "--pubkey", pub], "not signed"),
                          ([str(signed), "--pubkey", str(keys["b.pub"])], "another key"),
                          ([str(bad), "--pubkey", pub], "modified after it was signed"),
-                         ([str(DIGITS_MODELS / "mlp_t2_qat.pt2"), "--pubkey", pub], "requires signed blobs")]:
+                         ([str(DIGITS_MODELS / "mlp_t2_qat.pt2"), "--pubkey", pub], "needs a signed blob")]:
         res = CliRunner().invoke(main, ["deploy", "--target", "rpi5", *args], env=env)
         assert res.exit_code == 2 and needle in res.output, (args, res.output)
     # The device refuses on its own (host check bypassed): unsigned and a few tampered blobs.
     plan = resolve("rpi5", None, None)
     runner = build_runtime(plan.target).runner
-    signing = Signing(True, load_public_key(keys["a.pub"]))
+    signing = Signing(load_public_key(keys["a.pub"]))
     picks = {"data section", "graph section", "header.target", "signature.signature"}
     chosen = [c for c in tamper_cases if c[3] in picks]
     chosen = list({c[3]: c for c in chosen}.values())

@@ -168,7 +168,7 @@ def _add_signature_section(buf: bytearray) -> _Place:
     """Appends an empty SIGNATURE section and its table entry (the table's padding has room for one)."""
     header = L.edgeq_header_t.from_buffer_copy(buf[:HEADER_SIZE])
     table_end = HEADER_SIZE + header.n_sections * SECTION_SIZE
-    first = min(L.edgeq_section_t.from_buffer_copy(buf[HEADER_SIZE + i * SECTION_SIZE :][:SECTION_SIZE]).offset
+    first = min(L.edgeq_section_t.from_buffer_copy(buf, HEADER_SIZE + i * SECTION_SIZE).offset
                 for i in range(header.n_sections))
     if table_end + SECTION_SIZE > first:
         raise BlobError("no room for a signature entry in the section table: re-pack the blob with this edgeq")

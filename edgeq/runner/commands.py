@@ -26,8 +26,8 @@ from edgeq.errors import AccuracyError
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON (docs/report-schema.md).")
 @click.option("--plot", type=click.Path(path_type=Path, dir_okay=False), help="Write latency plots to this PNG.")
 @click.option("--pubkey", type=click.Path(path_type=Path, dir_okay=False), default=None,
-              help="Ed25519 public key (.pub): host and device refuse a blob not signed by it "
-                   "(needed when the target requires signatures).")
+              help="Ed25519 public key (.pub): host and device refuse a blob not signed by it, unsigned "
+                   "included (needed when the target requires signatures).")
 def deploy(model: Path, target_id: str, fmt: str | None, calib: Path | None, connect: str | None, device: str | None,
            runs: int, warmup: int, timeout: float, as_json: bool, plot: Path | None, pubkey: Path | None) -> None:
     """Deploy MODEL (.pt2 or .edgeq) to a board, profile it and check it against the host reference."""

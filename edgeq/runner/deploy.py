@@ -58,44 +58,41 @@ def resolve(target_id: str, connect: str | None, device: str | None) -> Plan:
 
 @dataclass
 class Signing:
-    """What the device must enforce: the target's [security] require_signature and the key to check with."""
+    """The key the blob must be signed with (None: no signature check). A deploy given a key always requires
+    the signature -- host and device -- so that stripping it is no way around the check."""
 
-    require: bool
     public_key: bytes | None
 
     def runner_args(self) -> list[str]:
-        if self.public_key is None:
-            return []
-        return ["--pubkey", "edgeq.pub"] + (["--require-signature"] if self.require else [])
+        return [] if self.public_key is None else ["--pubkey", "edgeq.pub", "--require-signature"]
 
 
 def signing_for(plan: Plan, public_key: str | os.PathLike | None) -> Signing:
     """--pubkey, else the device's public_key from the inventory; a target that requires signatures needs one."""
     from edgeq.blob.sign import load_public_key
 
-    require = bool(plan.target.section("security").get("require_signature", False))
     source = public_key or plan.public_key_path or None
-    if require and source is None:
+    if source is None and plan.target.section("security").get("require_signature", False):
         raise EdgeqError(f"target {plan.target.id} requires signed blobs ([security] require_signature): give "
                          "--pubkey FILE, or public_key for the device in devices.toml")
-    return Signing(require, load_public_key(source) if source is not None else None)
+    return Signing(load_public_key(source) if source is not None else None)
 
 
 def blob_for(target: Target, model: Path, fmt: str | None, calib: Path | None, workdir: Path,
              signing: Signing | None = None) -> Path:
     """A blob for the target: the file itself, or the model packed with the target's default format."""
-    signing = signing or Signing(False, None)
+    signing = signing or Signing(None)
     if model.suffix == ".edgeq":
         if signing.public_key is not None:  # refused here already, before anything is pushed
             from edgeq.blob.sign import verify_blob
 
-            verify_blob(model, signing.public_key, require=signing.require)
+            verify_blob(model, signing.public_key)
         else:
             read_blob(model)  # validates before anything is pushed
         return model
-    if signing.require:
-        raise EdgeqError(f"target {target.id} requires signed blobs: pack {model.name} (edgeq pack), sign it "
-                         "(edgeq sign --key KEY) and deploy the .edgeq file")
+    if signing.public_key is not None:
+        raise EdgeqError(f"{target.id}: deploying with a public key needs a signed blob: pack {model.name} "
+                         "(edgeq pack), sign it (edgeq sign --key KEY) and deploy the .edgeq file")
     from edgeq.cli_pack import calibration_data, load_model
     from edgeq.packer import Recipe, pack
 
@@ -122,7 +119,7 @@ def push_public_key(dev, signing: Signing, workdir: Path) -> None:
 def run_on_device(plan: Plan, runner: Path, blob: Path, runs: int, warmup: int, timeout: float,
                   signing: Signing | None = None):
     """Pushes runner + blob (+ public key), runs them, returns (parsed JSON, transport description)."""
-    signing = signing or Signing(False, None)
+    signing = signing or Signing(None)
     with (device_lock(plan.url), open_transport(plan.url, exec_wrapper=plan.exec_wrapper or None) as dev,
           tempfile.TemporaryDirectory(prefix="edgeq-key-") as keydir):
         dev.push(str(runner), "edgeq_runner")
@@ -159,7 +156,7 @@ def count_instructions(plan: Plan, runner: Path, blob: Path, timeout: float, sig
         return None
     url = plan.url + ("&" if "?" in plan.url else "?") + f"plugin={plugin}"
     totals = []
-    signing = signing or Signing(False, None)
+    signing = signing or Signing(None)
     with open_transport(url) as dev, tempfile.TemporaryDirectory(prefix="edgeq-key-") as keydir:
         dev.push(str(runner), "edgeq_runner")
         dev.push(str(blob), "model.edgeq")
@@ -208,7 +205,6 @@ def deploy(target_id: str, model: Path, *, fmt: str | None = None, connect: str 
         data, desc = run_on_device(plan, build.runner, blob, runs, warmup, timeout, signing)
         step("counting instructions under emulation")
         instructions = count_instructions(plan, build.runner, blob, timeout, signing)
-        signed = L.SECTION_SIGNATURE in read_blob(blob).sections
         step("checking accuracy")
         metrics = check_accuracy(blob, data["outputs"])
         parsed = read_blob(blob)
@@ -231,9 +227,8 @@ def deploy(target_id: str, model: Path, *, fmt: str | None = None, connect: str 
     if signing.public_key is not None:
         from edgeq.blob.sign import key_id
 
-        kid = key_id(signing.public_key).hex()
-        notes.append(f"signature verified on the host and by the device runtime (key id {kid})" if signed else
-                     f"blob is unsigned; accepted because {target.id} does not require signatures")
+        notes.append("signature verified on the host and by the device runtime "
+                     f"(key id {key_id(signing.public_key).hex()})")
     if plan.default_connection:
         notes.append(f"no connection configured for {target.id}: used its emulated default {plan.url}")
     if source == "emulated":

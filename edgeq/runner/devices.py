@@ -5,7 +5,7 @@
     connect = "ssh://pi@raspberrypi.local"
     exec_wrapper = []            # e.g. ["qemu-aarch64", "-cpu", "cortex-a76"] for a test host
     meter = "pmic"               # optional energy meter back-end
-    public_key = "~/keys/fleet.pub"  # optional: blobs must be signed by this key (docs/signing.md)
+    public_key = "~/keys/fleet.pub"  # optional: deploys refuse blobs not signed by this key (docs/signing.md)
 """
 
 from __future__ import annotations
