@@ -89,6 +89,44 @@ EQ_INLINE uint32_t total(const int32_t *xsum, int nb) {
     return t;
 }
 
+#ifdef EQ_VNNI
+/* T2 SCALE_ROW mat-vec with VNNI: no shifts. Crumb k of each byte, masked in place (value c * 4^k),
+ * goes into its own accumulator; acc_k is an exact multiple of 4^k, so acc_k >> 2k recovers the sum
+ * exactly while |acc_k| < 2^31: 192 * 128 * padded_cols / 4 < 2^31, so padded_cols <= 2^18. */
+static void t2_row_matvec_masked(const eq_weights_t *w, const eq_acts_t *a, int r0, int r1, int32_t *acc) {
+    const __m256i m0 = _mm256_set1_epi8(3), m1 = _mm256_set1_epi8(12), m2 = _mm256_set1_epi8(48),
+                  m3 = _mm256_set1_epi8((char)192);
+    const uint32_t xtotal = total((const int32_t *)a->prep, w->n_blocks);
+    int r, b, i;
+    for (r = r0; r < r1; r += 2) {
+        const uint8_t *row[2];
+        __m256i s[2][4];
+        for (i = 0; i < 2; i++) {
+            row[i] = w->codes + (size_t)(r + i < r1 ? r + i : r1 - 1) * w->row_bytes;
+            s[i][0] = s[i][1] = s[i][2] = s[i][3] = _mm256_setzero_si256();
+        }
+        for (b = 0; b < w->n_blocks; b++) {
+            const int8_t *xb = a->x + (size_t)b * 256;
+            for (i = 0; i < 2; i++) {
+                const uint8_t *q = row[i] + (size_t)b * 64;
+                __m256i q0 = _mm256_loadu_si256((const __m256i *)q), q1 = _mm256_loadu_si256((const __m256i *)(q + 32));
+#define X(j) _mm256_loadu_si256((const __m256i *)(xb + 32 * (j)))
+                s[i][0] = dot_u8s8(dot_u8s8(s[i][0], _mm256_and_si256(q0, m0), X(0)), _mm256_and_si256(q1, m0), X(4));
+                s[i][1] = dot_u8s8(dot_u8s8(s[i][1], _mm256_and_si256(q0, m1), X(1)), _mm256_and_si256(q1, m1), X(5));
+                s[i][2] = dot_u8s8(dot_u8s8(s[i][2], _mm256_and_si256(q0, m2), X(2)), _mm256_and_si256(q1, m2), X(6));
+                s[i][3] = dot_u8s8(dot_u8s8(s[i][3], _mm256_and_si256(q0, m3), X(3)), _mm256_and_si256(q1, m3), X(7));
+#undef X
+            }
+        }
+        for (i = 0; i < 2 && r + i < r1; i++) {
+            __m256i t = _mm256_add_epi32(_mm256_add_epi32(s[i][0], _mm256_srai_epi32(s[i][1], 2)),
+                                         _mm256_add_epi32(_mm256_srai_epi32(s[i][2], 4), _mm256_srai_epi32(s[i][3], 6)));
+            acc[r + i] = (int32_t)row_fix(EQ_F_T2, (uint32_t)hsum_i32(t), xtotal);
+        }
+    }
+}
+#endif
+
 /* SCALE_ROW, n == 1: four rows at a time (the last group repeats its final row). */
 EQ_INLINE void row_matvec(int fmt, const eq_weights_t *w, const eq_acts_t *a, int r0, int r1, int32_t *acc) {
     const acts_view_t v = view(w, a);
@@ -224,11 +262,21 @@ EQ_INLINE void block_matvec(int fmt, int B, const eq_weights_t *w, const eq_acts
     }
 }
 
+EQ_INLINE void row_matvec_best(int fmt, const eq_weights_t *w, const eq_acts_t *a, int r0, int r1, int32_t *acc) {
+#ifdef EQ_VNNI
+    if (fmt == EQ_F_T2 && w->padded_cols <= (1 << 18)) {
+        t2_row_matvec_masked(w, a, r0, r1, acc);
+        return;
+    }
+#endif
+    row_matvec(fmt, w, a, r0, r1, acc);
+}
+
 #define ROW_KERNELS(name, FMT)                                                                                \
     void EQ_X86(name##_row_matvec)(const eq_weights_t *w, const eq_acts_t *a, int r0, int r1, void *acc,     \
                                      size_t acc_stride) {                                                     \
         (void)acc_stride;                                                                                     \
-        row_matvec(FMT, w, a, r0, r1, (int32_t *)acc);                                                        \
+        row_matvec_best(FMT, w, a, r0, r1, (int32_t *)acc);                                                   \
     }                                                                                                         \
     void EQ_X86(name##_row_gemm)(const eq_weights_t *w, const eq_acts_t *a, int r0, int r1, void *acc,       \
                                    size_t acc_stride) {                                                       \
