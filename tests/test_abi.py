@@ -25,6 +25,7 @@ def _load_check_abi():
 
 check_abi = _load_check_abi()
 VERSION = json.loads(check_abi.MANIFEST.read_text())["abi_version"]
+EXTRA_FIELD = ("} edgeq_options_t;", "    uint32_t extra;\n} edgeq_options_t;")
 
 
 @pytest.fixture(scope="module")
@@ -59,12 +60,12 @@ def test_host_library_exports_exactly_the_abi(host_lib):
 
 
 def test_struct_change_without_version_bump_fails(tmp_path):
-    inc = _mutated_include(tmp_path, ("    uint32_t reserved[4];\n} edgeq_options_t;",
-                                      "    uint32_t reserved[4];\n    uint32_t extra;\n} edgeq_options_t;"))
+    inc = _mutated_include(tmp_path, EXTRA_FIELD)
     problems = check_abi.check_abi_stability(None, include=inc)
     text = "\n".join(problems)
+    size = json.loads(check_abi.MANIFEST.read_text())["structs"]["edgeq_options_t"]["size"]
     assert "without an EDGEQ_ABI_VERSION bump" in text
-    assert "abi.structs.edgeq_options_t.size: 32 -> 36" in text
+    assert f"abi.structs.edgeq_options_t.size: {size} -> {size + 4}" in text
     assert "--update-manifest" in text
 
 
@@ -79,8 +80,7 @@ def test_enum_value_and_prototype_changes_are_caught(tmp_path):
 
 def test_version_bump_asks_to_regenerate_then_passes(tmp_path):
     inc = _mutated_include(tmp_path, (f"#define EDGEQ_ABI_VERSION {VERSION}", "#define EDGEQ_ABI_VERSION 99"),
-                           ("    uint32_t reserved[4];\n} edgeq_options_t;",
-                            "    uint32_t reserved[5];\n} edgeq_options_t;"))
+                           EXTRA_FIELD)
     manifest = tmp_path / "edgeq.abi.json"
     shutil.copy(check_abi.MANIFEST, manifest)
     problems = check_abi.check_abi_stability(None, manifest=manifest, include=inc)
