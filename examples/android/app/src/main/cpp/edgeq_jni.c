@@ -59,7 +59,7 @@ JNIEXPORT jint JNICALL JNI_OnLoad(JavaVM *vm, void *reserved) {
     static const edgeq_pal_hooks_t hooks = {EDGEQ_ABI_VERSION, 0, monotonic_ns, 1000000000ull, NULL, aligned_block, free};
     (void)vm;
     (void)reserved;
-    /* A libedgeq.so of another ABI version, or one with a built-in platform, is refused here. */
+    /* A libedgeq.so of another ABI version is refused here (one without the hooks fails to load). */
     if (edgeq_abi_version() != EDGEQ_ABI_VERSION || edgeq_pal_set_hooks(&hooks) != EDGEQ_OK) return JNI_ERR;
     return JNI_VERSION_1_6;
 }
