@@ -69,6 +69,11 @@ def test_lib_has_no_needed_entries_and_no_glibc_symbols(android_lib):
     undefined = [line.split()[-1] for line in _readelf("--dyn-syms", "-W", str(so)).splitlines()
                  if " UND " in line and line.split()[-1] != "UND" and " GLOBAL " in line]
     assert undefined == []
+    # what any ELF loader, bionic's included, handles: plain relocations, no TLS, no text relocations
+    relocs = set(re.findall(r"\bR_AARCH64_\w+", _readelf("-rW", str(so))))
+    assert relocs <= {"R_AARCH64_RELATIVE", "R_AARCH64_JUMP_SLOT", "R_AARCH64_GLOB_DAT", "R_AARCH64_ABS64"}, relocs
+    segments = _readelf("-lW", str(so))
+    assert " TLS " not in segments and "INTERP" not in segments and "TEXTREL" not in dynamic
     aligns = re.findall(r"LOAD\s+\S+\s+\S+\s+\S+\s+\S+\s+\S+\s+\S+\s+(0x[0-9a-f]+)", _readelf("-lW", str(so)))
     assert aligns and all(int(a, 16) >= 16384 for a in aligns)  # 16 KiB page devices
     assert sorted(p.name for p in (android_lib / "include" / "edgeq").iterdir()) == [
