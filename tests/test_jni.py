@@ -12,14 +12,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from click.testing import CliRunner
 
 from edgeq import reference
 from edgeq.blob import write_blob
+from edgeq.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
 APP = ROOT / "examples" / "android" / "app" / "src" / "main"
 JAVA_SOURCES = [APP / "java/ai/edgeq/EdgeqModel.java", APP / "java/ai/edgeq/EdgeqException.java",
-                ROOT / "tests/java/ai/edgeq/EdgeqModelCheck.java"]
+                ROOT / "tests/java/ai/edgeq/EdgeqModelCheck.java", ROOT / "tests/java/ai/edgeq/EdgeqSignatureCheck.java"]
 
 
 def java_home() -> str:
@@ -81,3 +83,21 @@ def test_java_runs_digits_like_the_host_reference(jni_build, tmp_path, stem):
     assert "bundled 8 equal" in out
     assert "over-batch EDGEQ_E_BATCH 306" in out and "closed model is closed" in out
     assert re.search(r"corrupt EDGEQ_E_\w+_CRC: ", out)
+
+
+def test_java_requires_a_signature_when_given_a_public_key(jni_build, mlp_t2_blob, tmp_path):
+    build, classes = jni_build
+    for name in ("fleet", "other"):
+        res = CliRunner().invoke(main, ["keygen", "-o", str(tmp_path / f"{name}.key")])
+        assert res.exit_code == 0, res.output
+    signed = tmp_path / "signed.edgeq"
+    res = CliRunner().invoke(main, ["sign", str(mlp_t2_blob), "--key", str(tmp_path / "fleet.key"), "-o", str(signed)])
+    assert res.exit_code == 0, res.output
+    res = subprocess.run(["java", "-Xcheck:jni", f"-Djava.library.path={build}", "-cp", str(classes),
+                          "ai.edgeq.EdgeqSignatureCheck", str(signed), str(mlp_t2_blob),
+                          str(tmp_path / "fleet.key.pub"), str(tmp_path / "other.key.pub")],
+                         capture_output=True, text=True, timeout=300, check=False)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert res.stdout.splitlines() == ["signed loaded 4 layers", "unsigned EDGEQ_E_UNSIGNED",
+                                       "other-key EDGEQ_E_SIGNATURE_KEY", "short-key EDGEQ_E_ARG",
+                                       "no-key loaded 4 layers"]

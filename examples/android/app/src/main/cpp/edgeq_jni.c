@@ -5,7 +5,8 @@
  * edgeq_pal_set_hooks (libedgeq.so itself links no C library). The blob is copied once into a
  * 64-byte aligned native block that lives as long as the model; the arena comes from the
  * allocator hook at create. Inputs and outputs are direct ByteBuffers over the arena: no copies
- * per run. Failures throw ai.edgeq.EdgeqException(status, statusName, message).
+ * per run. With a public key the blob must carry a valid Ed25519 signature by it (docs/signing.md).
+ * Failures throw ai.edgeq.EdgeqException(status, statusName, message).
  *
  * Tested on the host (tests/test_jni.py: OpenJDK 17, the runtime built by CMake with PAL=hooks);
  * the same file is what the Android app module compiles with the NDK.
@@ -70,7 +71,8 @@ JNIEXPORT jint JNICALL Java_ai_edgeq_EdgeqModel_nativeAbiVersion(JNIEnv *env, jc
     return (jint)edgeq_abi_version();
 }
 
-JNIEXPORT jlong JNICALL Java_ai_edgeq_EdgeqModel_nativeCreate(JNIEnv *env, jclass cls, jbyteArray bytes, jint max_batch) {
+JNIEXPORT jlong JNICALL Java_ai_edgeq_EdgeqModel_nativeCreate(JNIEnv *env, jclass cls, jbyteArray bytes, jint max_batch,
+                                                              jbyteArray public_key) {
     edgeq_options_t opt;
     edgeq_diag_t diag;
     edgeq_status_t st;
@@ -81,6 +83,17 @@ JNIEXPORT jlong JNICALL Java_ai_edgeq_EdgeqModel_nativeCreate(JNIEnv *env, jclas
         throw_edgeq(env, EDGEQ_E_BATCH, "maxBatch must be at least 1");
         return 0;
     }
+    edgeq_default_options(&opt);
+    opt.max_batch = (uint32_t)max_batch;
+    if (public_key) {
+        if ((*env)->GetArrayLength(env, public_key) != (jsize)sizeof opt.public_key) {
+            throw_edgeq(env, EDGEQ_E_ARG, "publicKey must be 32 bytes (Ed25519)");
+            return 0;
+        }
+        (*env)->GetByteArrayRegion(env, public_key, 0, (jsize)sizeof opt.public_key, (jbyte *)opt.public_key);
+        opt.has_public_key = 1;
+        opt.require_signature = 1;
+    }
     m = calloc(1, sizeof *m);
     if (!m || !(m->blob = aligned_block((size_t)n, 64))) {
         free(m);
@@ -88,8 +101,6 @@ JNIEXPORT jlong JNICALL Java_ai_edgeq_EdgeqModel_nativeCreate(JNIEnv *env, jclas
         return 0;
     }
     (*env)->GetByteArrayRegion(env, bytes, 0, n, (jbyte *)m->blob);
-    edgeq_default_options(&opt);
-    opt.max_batch = (uint32_t)max_batch;
     st = edgeq_create(m->blob, (size_t)n, &opt, NULL, 0, &m->model, &diag);
     if (st != EDGEQ_OK) {
         free(m->blob);

@@ -62,18 +62,31 @@ public final class EdgeqModel implements AutoCloseable {
 
     /** Validates the blob completely (checksums, tensors, graph) and plans its memory for maxBatch samples. */
     public EdgeqModel(byte[] blob, int maxBatch) {
-        this.handle = nativeCreate(blob, maxBatch);
+        this(blob, maxBatch, null);
+    }
+
+    /**
+     * As above, and when publicKey (32 raw Ed25519 bytes, `edgeq keygen`'s .pub decoded from hex) is not
+     * null the blob must be signed by it: EDGEQ_E_UNSIGNED, _SIGNATURE_KEY or _SIGNATURE_INVALID otherwise.
+     */
+    public EdgeqModel(byte[] blob, int maxBatch, byte[] publicKey) {
+        this.handle = nativeCreate(blob, maxBatch, publicKey);
         this.maxBatch = maxBatch;
     }
 
     /** Reads a whole blob from a stream (e.g. AssetManager.open) and creates the model. */
     public static EdgeqModel load(InputStream in, int maxBatch) throws IOException {
+        return load(in, maxBatch, null);
+    }
+
+    /** As {@link #load(InputStream, int)}, requiring a signature by publicKey when it is not null. */
+    public static EdgeqModel load(InputStream in, int maxBatch, byte[] publicKey) throws IOException {
         ByteArrayOutputStream out = new ByteArrayOutputStream();
         byte[] chunk = new byte[1 << 16];
         for (int n; (n = in.read(chunk)) > 0; ) {
             out.write(chunk, 0, n);
         }
-        return new EdgeqModel(out.toByteArray(), maxBatch);
+        return new EdgeqModel(out.toByteArray(), maxBatch, publicKey);
     }
 
     /** The ABI version of the loaded libedgeq.so (EDGEQ_ABI_VERSION). */
@@ -159,7 +172,7 @@ public final class EdgeqModel implements AutoCloseable {
     }
 
     private static native int nativeAbiVersion();
-    private static native long nativeCreate(byte[] blob, int maxBatch);
+    private static native long nativeCreate(byte[] blob, int maxBatch, byte[] publicKey);
     private static native void nativeDestroy(long handle);
     private static native int nativeCount(long handle, boolean output);
     private static native TensorInfo nativeInfo(long handle, boolean output, int i);
