@@ -237,6 +237,7 @@ static edgeq_status_t check_encoder(const op_ctx_t *c) {
         float eps;
         memcpy(&eps, &bits, sizeof eps);
         if (x->format != EDGEQ_FMT_F32) return bad_format(c, "input", x, "F32");
+        if (x->ndim < 2) return bad_shape(c, "normalization input has no feature axis");
         if (!same_shape_as(x, y)) return bad_shape(c, "output differs from the input");
         for (i = 1; i < expected; i++)
             if ((st = need_const(c, i, EDGEQ_FMT_F32, H)) != EDGEQ_OK) return st;
