@@ -156,6 +156,7 @@ def main() -> None:
         overrides[name + ".bias"] = mod.bias.detach().numpy().astype(np.float32)
     out = HERE / "build"
     out.mkdir(exist_ok=True)
+    np.savez(out / "minilm_t2_distilled.npz", **overrides)  # latent weights: re-pack without retraining
     fp32 = None
     for label, ov in (("T2 PTQ", None), ("T2 distilled", overrides)):
         g, e_ids, e_mask, fp32 = bert.pack_sentence_encoder(m, "t2", eval_sents, args.seq_len, overrides=ov, fp32=fp32)
