@@ -5,6 +5,7 @@
     connect = "ssh://pi@raspberrypi.local"
     exec_wrapper = []            # e.g. ["qemu-aarch64", "-cpu", "cortex-a76"] for a test host
     meter = "pmic"               # optional energy meter back-end
+    install_dir = "/opt/edgeq"   # optional: a passing deploy installs edgeq_runner + model.edgeq here
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from pathlib import Path
 
 from edgeq.errors import DeviceError, EdgeqError
 
-KEYS = {"target": str, "connect": str, "exec_wrapper": list, "meter": str}
+KEYS = {"target": str, "connect": str, "exec_wrapper": list, "meter": str, "install_dir": str}
 
 
 @dataclass
@@ -31,6 +32,7 @@ class Device:
     connect: str
     exec_wrapper: list[str] = field(default_factory=list)
     meter: str = ""
+    install_dir: str = ""
 
 
 def inventory_path() -> Path:
@@ -60,8 +62,10 @@ def load_inventory(path: Path | None = None) -> dict[str, Device]:
         for key in ("target", "connect"):
             if key not in entry:
                 raise EdgeqError(f"{path}: [{name}] is missing '{key}'")
+        if "install_dir" in entry and not entry["install_dir"].startswith("/"):
+            raise EdgeqError(f"{path}: [{name}] install_dir must be an absolute path on the device")
         devices[name] = Device(name, entry["target"], entry["connect"], list(entry.get("exec_wrapper", [])),
-                               entry.get("meter", ""))
+                               entry.get("meter", ""), entry.get("install_dir", ""))
     return devices
 
 

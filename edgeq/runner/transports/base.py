@@ -17,7 +17,8 @@ import subprocess
 import tempfile
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, ClassVar, Self
@@ -93,6 +94,18 @@ def kill_group(pgid: int) -> None:
         pass
 
 
+@contextmanager
+def deferred_interrupts() -> Iterator[None]:
+    """Holds SIGINT/SIGTERM back from this thread until the block ends, so a Ctrl-C cannot split
+    a multi-step commit; a pending signal is delivered (KeyboardInterrupt) right after."""
+    held = {signal.SIGINT, signal.SIGTERM}
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
 def last_line(data: bytes) -> str:
     """The last non-empty line of a tool's stderr: where ssh/adb/qemu put the actual reason."""
     lines = [ln.strip() for ln in data.decode(errors="replace").splitlines() if ln.strip()]
@@ -161,6 +174,13 @@ class Transport(ABC):
     @abstractmethod
     def pull(self, remote_name: str, local_path: str | os.PathLike[str]) -> None:
         """Copies a workdir file to local_path via a local temp file and os.replace."""
+
+    @abstractmethod
+    def install(self, names: list[str], dest: str) -> None:
+        """Copies workdir files into the device directory `dest` (made if missing) so that a reader
+        sees either all the old files or all the new ones: each is staged under a hidden temp name
+        in `dest`, then all are renamed in one step that Ctrl-C cannot split. An interrupted or
+        failed install leaves `dest` as it was, temp files removed."""
 
     @abstractmethod
     def remove(self, name: str) -> None:
