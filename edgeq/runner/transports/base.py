@@ -15,6 +15,7 @@ import shlex
 import signal
 import subprocess
 import tempfile
+import threading
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping
@@ -96,14 +97,25 @@ def kill_group(pgid: int) -> None:
 
 @contextmanager
 def deferred_interrupts() -> Iterator[None]:
-    """Holds SIGINT/SIGTERM back from this thread until the block ends, so a Ctrl-C cannot split
-    a multi-step commit; a pending signal is delivered (KeyboardInterrupt) right after."""
-    held = {signal.SIGINT, signal.SIGTERM}
-    old = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    """Holds SIGINT/SIGTERM back until the block ends, so a Ctrl-C cannot split a multi-step
+    commit; a signal that came meanwhile is raised right after (KeyboardInterrupt for Ctrl-C).
+
+    Python runs signal handlers in the main thread only, so only there can they be swapped (a
+    thread mask would not do: the kernel hands a process signal to any thread that accepts it).
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    pending: list[int] = []
+    previous = {s: signal.signal(s, lambda signum, _frame: pending.append(signum))
+                for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+        if pending:
+            signal.raise_signal(pending[0])
 
 
 def last_line(data: bytes) -> str:
