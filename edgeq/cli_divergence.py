@@ -79,6 +79,8 @@ def render(result, console: Console) -> None:
             inputs.add_row(str(f.index), "" if f.label is None else str(f.label), str(f.float_pred),
                            str(f.quant_pred), f"{f.divergence:.4f}", f"{f.robust_z:.1f}")
         console.print(inputs)
+    for note in result.notes:
+        console.print(f"note: {note}")
     if result.flagged:
         console.print("[bold red]FLAGGED[/]: " + "; ".join(result.reasons))
     else:

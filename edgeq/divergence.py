@@ -42,6 +42,7 @@ INPUT_Z = 3.5  # robust z of a flagged input's divergence (MAD-based, ~1e-4 one-
 CLASS_ALPHA = 1e-3  # family-wise false-alarm level of the per-class test
 CLASS_MIN = 3  # fewer quantization-induced errors than this in a class is never a pattern
 EDGE = 0.4  # a weight "at the edge" of its cell: |error| > 0.4 step (20% of honest rounding)
+WEAK_REFERENCE = 0.05  # float accuracy this far below the quantized model's earns a note
 RUNTIME_ATOL = 1e-5  # as the deploy check: only softmax's expf may differ by an ulp
 
 
@@ -111,8 +112,17 @@ class Result:
     def flagged(self) -> bool:
         return bool(self.reasons)
 
+    @property
+    def notes(self) -> list[str]:
+        """Caveats that do not flag: a float model much worse than its blob is a weak reference."""
+        if self.labelled and self.float_accuracy < self.quant_accuracy - WEAK_REFERENCE:
+            gap = 100 * (self.quant_accuracy - self.float_accuracy)
+            return [(f"the float model is {gap:.0f} points less accurate than the quantized one (latent weights of a "
+                    "QAT model?): only its correct answers are checked")]
+        return []
+
     def to_dict(self) -> dict:
-        return {**asdict(self), "flagged": self.flagged, "reasons": self.reasons}
+        return {**asdict(self), "flagged": self.flagged, "reasons": self.reasons, "notes": self.notes}
 
 
 def _binom_tail(k: int, n: int, p: float) -> float:

@@ -68,6 +68,7 @@ def test_committed_digits_models_are_not_flagged(stem, fmt):
     graph, fg, x_test, y_test = digits_blob_graph(stem, fmt, first_last_i8=fmt == "b1")
     res = check(fg, graph, x_test, y_test)
     assert not res.flagged, res.reasons
+    assert bool(res.notes) == (stem == "cnn_t2_qat")  # its latent float weights score 38 %
     grid = [lay.noise_ratio for lay in res.layers if lay.noise_ratio is not None]
     assert all(0.3 < r < 2 for r in grid)  # honest rounding is noise: ratio near 1
     if fmt in ("i8", "q4"):
