@@ -86,7 +86,7 @@ class Lab:
 
     def leftovers(self) -> list[Path]:
         """Anything but the installed pair: workdirs, temp files, staged uploads."""
-        allowed = {"installed", "edgeq_runner", "model.edgeq"}
+        allowed = {"installed", "edgeq_runner", "model.edgeq", "edgeq.pub"}
         junk = [p for root in self.roots for p in root.rglob("*") if p.name not in allowed]
         return junk + list((self.base / "tmp").iterdir())
 
@@ -164,3 +164,26 @@ def test_ctrl_c_during_deploy_keeps_the_previous_install(blobs, tmp_path):
     assert (lab.roots[0] / "installed" / "model.edgeq").read_bytes() == good
     assert np.array_equal(np.asarray(run_installed(lab.roots[0])["outputs"], np.float32).reshape(-1),
                           bundled_outputs(blobs[0]).reshape(-1))
+
+
+def test_signed_deploy_installs_the_key_with_the_blob(blobs, tmp_path):
+    from edgeq.blob.sign import sign_blob
+
+    lab = Lab(tmp_path, 1)
+    key = tmp_path / "fleet.key"
+    keygen = subprocess.run([sys.executable, "-m", "edgeq.cli", "keygen", "-o", str(key)], env=lab.env,
+                            capture_output=True, check=False)
+    assert keygen.returncode == 0, keygen.stderr.decode()
+    signed = tmp_path / "signed.edgeq"
+    signed.write_bytes(blobs[0].read_bytes())
+    sign_blob(signed, key)
+    p = lab.deploy(0, signed, "--runs", "1", "--pubkey", f"{key}.pub")
+    _, err = p.communicate(timeout=120)
+    assert p.returncode == 0, err.decode()
+    inst = lab.roots[0] / "installed"
+    assert sorted(f.name for f in inst.iterdir()) == ["edgeq.pub", "edgeq_runner", "model.edgeq"]
+    res = subprocess.run(["qemu-aarch64", "-cpu", "cortex-a76", "./edgeq_runner", "model.edgeq", "--runs", "1",
+                          "--pubkey", "edgeq.pub", "--require-signature"], cwd=inst, capture_output=True,
+                         timeout=120, check=False)
+    assert res.returncode == 0, res.stderr.decode()
+    assert lab.leftovers() == [] and lab.emulators() == []
