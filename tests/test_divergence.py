@@ -81,6 +81,8 @@ def test_ternary_ptq_that_breaks_classes_is_flagged():
     res = check(fg, graph, x_test, y_test)
     assert res.quant_accuracy < res.float_accuracy - 0.05
     assert [c.label for c in res.classes if c.flagged] and res.flagged
+    unlabelled = check(fg, graph, x_test)  # classes by float prediction, every top-1 change counts
+    assert unlabelled.float_accuracy is None and [c.label for c in unlabelled.classes if c.flagged]
 
 
 def test_runtime_agrees_with_reference(tmp_path):
