@@ -274,6 +274,19 @@ def bundle_tests(g: Graph, x: np.ndarray, labels: np.ndarray | None) -> None:
         g.tensors[lab].test_index = 0
 
 
+def replace_tests(g: Graph, x: np.ndarray, labels: np.ndarray | None = None) -> None:
+    """Drops the bundled test tensors of `g` (no op uses them) and bundles `x` (+ labels) instead."""
+    flags = L.TENSOR_TEST_INPUT | L.TENSOR_TEST_OUTPUT | L.TENSOR_TEST_LABEL
+    keep = [i for i, t in enumerate(g.tensors) if not t.flags & flags]
+    new = {old: k for k, old in enumerate(keep)}
+    g.tensors = [g.tensors[i] for i in keep]
+    for op in g.ops:
+        op.inputs = [new[i] if i >= 0 else i for i in op.inputs]
+        op.outputs = [new[i] for i in op.outputs]
+    g.inputs, g.outputs = [new[i] for i in g.inputs], [new[i] for i in g.outputs]
+    bundle_tests(g, x, labels)
+
+
 def pack(fg: FloatGraph, calib: np.ndarray, recipe: Recipe, *, target: str = "", tests: np.ndarray | None = None,
          labels: np.ndarray | None = None, metadata: dict | None = None,
          progress: Callable[[str], None] | None = None) -> Graph:

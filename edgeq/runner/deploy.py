@@ -73,6 +73,28 @@ def blob_for(target: Target, model: Path, fmt: str | None, calib: Path | None, w
     return out
 
 
+def bundle_inputs(blob: Path, inputs: Path, workdir: Path) -> tuple[Path, list[str]]:
+    """A copy of the blob whose bundled test inputs are the user's images (preprocessed as the blob
+    records) with their host-reference outputs: the runner already runs bundled inputs on the device."""
+    from edgeq.packer import replace_tests
+    from edgeq.preprocess import image_files, load_images
+
+    g = read_blob(blob).graph
+    files = image_files(inputs)
+    replace_tests(g, load_images(files, g.metadata, blob.name))
+    out = workdir / ("inputs-" + blob.name)
+    write_blob(g, out)
+    return out, [f.name for f in files]
+
+
+def predictions(blob: Path, names: list[str], outputs: list) -> list[R.Prediction]:
+    """Per-input top-1 of the device outputs beside the host reference's."""
+    g = read_blob(blob).graph
+    ref = np.asarray(g.tensors[g.test_tensors(L.TENSOR_TEST_OUTPUT)[0]].array, np.float32).reshape(len(names), -1)
+    got = np.asarray(outputs, np.float32).reshape(len(names), -1)
+    return [R.Prediction(n, int(row.argmax()), float(row.max()), int(r.argmax())) for n, row, r in zip(names, got, ref)]
+
+
 def run_on_device(plan: Plan, runner: Path, blob: Path, runs: int, warmup: int, timeout: float):
     """Pushes runner + blob, runs them, returns (parsed JSON, transport description)."""
     with device_lock(plan.url), open_transport(plan.url, exec_wrapper=plan.exec_wrapper or None) as dev:
@@ -137,7 +159,7 @@ def check_accuracy(blob_path: Path, outputs: list) -> dict:
 
 def deploy(target_id: str, model: Path, *, fmt: str | None = None, connect: str | None = None,
            device: str | None = None, calib: Path | None = None, runs: int = 20, warmup: int = 3,
-           timeout: float = 600.0, progress=None) -> R.Report:
+           timeout: float = 600.0, inputs: Path | None = None, progress=None) -> R.Report:
     """The whole pipeline; raises EdgeqError subclasses with one-line messages on failure."""
     from edgeq.build import build_runtime
 
@@ -147,6 +169,10 @@ def deploy(target_id: str, model: Path, *, fmt: str | None = None, connect: str 
     with tempfile.TemporaryDirectory(prefix="edgeq-deploy-") as tmp:
         step("packing")
         blob = blob_for(target, Path(model), fmt, calib, Path(tmp))
+        names: list[str] = []
+        if inputs is not None:
+            step("bundling the input images")
+            blob, names = bundle_inputs(blob, Path(inputs), Path(tmp))
         step("building runtime")
         build = build_runtime(target)
         step(f"running on {plan.url}")
@@ -155,6 +181,7 @@ def deploy(target_id: str, model: Path, *, fmt: str | None = None, connect: str 
         instructions = count_instructions(plan, build.runner, blob, timeout)
         step("checking accuracy")
         metrics = check_accuracy(blob, data["outputs"])
+        per_input = predictions(blob, names, data["outputs"]) if names else []
         parsed = read_blob(blob)
         estimate = latency.predict_blob(target, blob)
         blob_bytes = blob.stat().st_size
@@ -190,6 +217,7 @@ def deploy(target_id: str, model: Path, *, fmt: str | None = None, connect: str 
         energy=R.build(R.Energy, energy) if isinstance(energy, dict) else energy,
         accuracy=R.build(R.Accuracy, metrics),
         notes=notes,
+        predictions=per_input,
         edgeq_version=__version__,
     )
     if not metrics["passed"]:
