@@ -124,17 +124,28 @@ def calibration_data(path: Path | None, fg, model: Path):
               help="Image preprocessing to record for `edgeq run --input IMAGE`: key=value list "
                    "(size=WxH, mode=L|RGB, resize=box|bilinear|..., invert=0|1, scale=1/255, mean=.., std=..) "
                    "or a .json file (docs/images.md).")
+@click.option("--plan", "plan_path", type=click.Path(path_type=Path, dir_okay=False),
+              help="Per-layer formats from `edgeq plan -o plan.json` (overrides -f, --group, --first-last-i8).")
 @click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False), required=True)
 def pack(model: Path, fmt: str | None, group: str, first_last_i8: bool, target: str, calib: Path | None,
-         n_tests: int, preprocess: str | None, output: Path) -> None:
+         n_tests: int, preprocess: str | None, plan_path: Path | None, output: Path) -> None:
     """Quantize MODEL (.pt2) or repack an already quantized one (.gguf, .tflite), and write a blob."""
     from edgeq.packer import Recipe
     from edgeq.packer import pack as pack_graph
 
     fg = load_model(model)
     if isinstance(fg, Graph):
+        if plan_path:
+            raise EdgeqError(f"{model}: --plan applies to float .pt2 models, not already quantized {model.suffix}")
         _write_imported(fg, model, fmt, calib, target, output, preprocess)
         return
+    layer_formats: dict[str, str] = {}
+    if plan_path:
+        from edgeq.cli_plan import read_plan
+        from edgeq.packer import WEIGHT_KINDS
+
+        layer_formats, plan_group = read_plan(plan_path, [n.name for n in fg.nodes if n.kind in WEIGHT_KINDS])
+        group, first_last_i8 = str(plan_group), False
     extra = {"preprocess": preprocess_metadata(preprocess, fg.input_shape)} if preprocess else None
     if target:
         from edgeq.targets.registry import get_target
@@ -148,11 +159,13 @@ def pack(model: Path, fmt: str | None, group: str, first_last_i8: bool, target: 
     layers = sum(n.kind in ("linear", "conv2d", "dwconv2d") for n in fg.nodes)
     with Progress(transient=True) as bar:
         task = bar.add_task("packing", total=layers)
-        graph = pack_graph(fg, x, Recipe(fmt, int(group), first_last_i8=first_last_i8), target=target,
+        recipe = Recipe(fmt, int(group), layer_formats=layer_formats, first_last_i8=first_last_i8)
+        graph = pack_graph(fg, x, recipe, target=target,
                            tests=tests, labels=labels, metadata=extra,
                            progress=lambda s: bar.update(task, advance=1, description=s))
     size = write_blob(graph, output)
-    click.echo(f"wrote {output} ({size} bytes, {layers} layers, format {fmt})")
+    used = ", ".join(f"{n}={f}" for n, f in layer_formats.items()) if layer_formats else f"format {fmt}"
+    click.echo(f"wrote {output} ({size} bytes, {layers} layers, {used})")
 
 
 def blob_summary(blob) -> dict:
