@@ -113,7 +113,9 @@ class _Lowering:
     def _weights(self, n: FNode) -> None:
         x = self.value[n.inputs[0]]
         xt = self.g.tensors[x]
-        fmt = self.recipe.format_for(n.name, self.layers.index(n), len(self.layers))
+        prequantized = n.params.get("prequantized")  # imported with the model's own codes and scales
+        fmt = prequantized.name if prequantized is not None else \
+            self.recipe.format_for(n.name, self.layers.index(n), len(self.layers))
         if fmt not in FORMATS:
             raise EdgeqError(f"unknown format '{fmt}' for layer {n.name}; choose from {', '.join(FORMATS)}")
         self.layer_formats[n.name] = fmt
@@ -121,7 +123,7 @@ class _Lowering:
             self.progress(f"{n.name} -> {fmt}")
         w = n.params["weight"]
         rows = w.reshape(w.shape[0], -1)
-        packed = quantize_weight(rows, fmt, group=self.recipe.group)
+        packed = prequantized if prequantized is not None else quantize_weight(rows, fmt, group=self.recipe.group)
         relu = self.sole_relu(n)
         out_name = relu.name if relu else n.name
         s_out, z_out = self.out_qparams(out_name)

@@ -78,7 +78,8 @@ class _Importer:
         sig = ep.graph_signature
         state = ep.state_dict
         self.params = {}
-        for ph, name in {**sig.inputs_to_parameters, **sig.inputs_to_buffers}.items():
+        self.fqn = {**sig.inputs_to_parameters, **sig.inputs_to_buffers}  # placeholder -> state-dict name
+        for ph, name in self.fqn.items():
             value = state[name] if name in state else ep.constants[name]
             self.params[ph] = value.detach().float().numpy()
         self.nodes: list[FNode] = []
@@ -139,8 +140,12 @@ class _Importer:
         if kind == "linear":
             w = self.param(a[1])
             b = self.param(a[2]) if len(a) > 2 else None
+            attrs = {"weight_param": self.fqn.get(a[1].name, "")}
+            if src in self.nchw:  # where each stored column came from (pre-quantized weights follow it too)
+                attrs["columns"] = self._unflatten_columns(src, np.arange(w.shape[1]).reshape(1, -1))[0]
             w = self._unflatten_columns(src, w)
-            self.emit("linear", node, [src], {"weight": w, "bias": b if b is not None else np.zeros(w.shape[0], np.float32)})
+            self.emit("linear", node, [src], {"weight": w, "bias": b if b is not None else np.zeros(w.shape[0], np.float32)},
+                      attrs)
         elif kind == "conv2d":
             self._conv(node)
         elif kind == "batch_norm":
