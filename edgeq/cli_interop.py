@@ -98,7 +98,7 @@ def compare(model: Path, calib: Path, formats: list[str], tflite: Path | None, r
             blob = Path(tmp) / f"{fmt}.edgeq"
             size = write_blob(pack(fg, x, Recipe(fmt)), blob)
             s = Session(blob, threads=threads, max_batch=64)
-            run = lambda v, s=s: s.run([v])[0]  # noqa: E731
+            run = lambda v, s=s: s.run([v])[0]
             rows.append({"runtime": "edgeq (C runtime)", "variant": fmt, "bytes": size,
                          "latency": _timed(run, x_test[:1], runs, warmup),
                          "accuracy": _accuracy(run, x_test, y_test, batched=True)})
@@ -125,8 +125,8 @@ def compare(model: Path, calib: Path, formats: list[str], tflite: Path | None, r
             rows.append({"runtime": "LiteRT", "variant": tflite.name, "bytes": tflite.stat().st_size,
                          "latency": _timed(run, x_test[:1], runs, warmup),
                          "accuracy": _accuracy(run, x_test, y_test, batched=False)})
-    notes = [f"latency: single-sample calls on this host, {threads} thread(s), p50 of {runs} after {warmup} "
-             "warm-up (measured); accuracy on the .npz's x_test (measured)"]
+    notes = [(f"latency: single-sample calls on this host, {threads} thread(s), p50 of {runs} after {warmup} "
+              "warm-up (measured); accuracy on the .npz's x_test (measured)")]
     if not have_et:
         notes.append(f"ExecuTorch skipped: {et_error}")
     return {"model": str(model), "threads": threads, "samples": len(x_test), "rows": rows, "notes": notes}

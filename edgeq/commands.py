@@ -1,7 +1,7 @@
 """The list of CLI subcommands, imported lazily by edgeq.cli."""
 
-from edgeq.cli_pack import dequant, inspect, pack
 from edgeq.cli_interop import compare_cmd, export_pte_cmd
+from edgeq.cli_pack import dequant, inspect, pack
 from edgeq.cli_plan import plan_cmd
 from edgeq.cli_run import bench, run
 from edgeq.runner.commands import deploy, devices

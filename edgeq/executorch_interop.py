@@ -28,16 +28,13 @@ def require_executorch():
 
 
 def _program(model: Path):
-    import torch
+    from edgeq.importers.torch_export import load_pt2
 
     if model.suffix != ".pt2":
         raise EdgeqError(f"{model}: export-pte takes a torch.export program (.pt2)")
     if not model.exists():
         raise EdgeqError(f"{model}: no such model file")
-    try:
-        ep = torch.export.load(str(model))
-    except Exception as e:  # torch raises many types for a bad archive
-        raise EdgeqError(f"{model}: cannot load the torch.export program ({type(e).__name__}: {e})") from None
+    ep = load_pt2(model)
     return ep.module(), ep.example_inputs[0]
 
 

@@ -89,6 +89,6 @@ def test_errors(tmp_path):
     assert res.exit_code == 2 and "no such model file" in res.output
     (tmp_path / "bad.pt2").write_bytes(b"not a zip")
     res = cli("export-pte", tmp_path / "bad.pt2", "-o", tmp_path / "x.pte")
-    assert res.exit_code == 2 and "cannot load" in res.output and not (tmp_path / "x.pte").exists()
+    assert res.exit_code == 2 and "not a torch.export" in res.output and not (tmp_path / "x.pte").exists()
     res = cli("compare", MODEL, "--calib", DATA, "-f", "t9")
     assert res.exit_code == 2 and "unknown format" in res.output
