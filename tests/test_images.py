@@ -135,3 +135,13 @@ def test_errors_are_clear(blobs, tmp_path):
     res = CliRunner().invoke(main, ["pack", str(DIGITS_MODELS / "cnn_t2_qat.pt2"), "--preprocess", "resize=fancy",
                                     "-o", str(tmp_path / "x.edgeq")])
     assert res.exit_code == 2 and "resize" in res.output and not (tmp_path / "x.edgeq").exists()
+
+
+def test_deploy_input_refuses_a_signed_deploy(blobs, tmp_path):
+    """Bundling the images rewrites the blob, which would void its signature: refused, before anything runs."""
+    out, _, files, _, _ = blobs
+    assert cli("keygen", "-o", str(tmp_path / "k"))
+    cli("sign", str(out["cnn"]), "--key", str(tmp_path / "k"), "-o", str(tmp_path / "signed.edgeq"))
+    res = CliRunner().invoke(main, ["deploy", "--target", "rpi5", str(tmp_path / "signed.edgeq"), "--pubkey",
+                                    str(tmp_path / "k.pub"), "--input", str(files[0])])
+    assert res.exit_code == 2 and "voids its signature" in res.output, res.output
