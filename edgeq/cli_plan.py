@@ -101,11 +101,14 @@ def make_plan(model: Path, calib: Path, target_id: str, budget_kb: float | None,
             break
         cap = cap - (chosen.blob_bytes - max_bytes)
     if chosen is None or not chosen.fits:
+        limits = [f"{k} {v:,} bytes" for k, v in caps.items()]
+        if max_latency_ms is not None:
+            fastest = min(uniform, key=lambda c: c.latency_ms)
+            limits.append(f"latency <= {max_latency_ms} ms (modelled; the fastest, {fastest.label}, is "
+                          f"{fastest.latency_ms:.4f} ms)")
         smallest = min(uniform, key=lambda c: c.blob_bytes)
-        limits = ", ".join(f"{k} {v:,} bytes" for k, v in caps.items())
-        lat = f", latency <= {max_latency_ms} ms (modelled)" if max_latency_ms is not None else ""
-        raise EdgeqError(f"no per-layer choice of {'/'.join(PLAN_FORMATS)} fits ({limits}{lat}); the smallest, "
-                         f"{smallest.label}, is {smallest.blob_bytes:,} bytes")
+        raise EdgeqError(f"no per-layer choice of {'/'.join(PLAN_FORMATS)} fits {'; '.join(limits)} (the smallest "
+                         f"blob, {smallest.label}, is {smallest.blob_bytes:,} bytes)")
     return {
         "edgeq_plan": PLAN_VERSION, "model": str(model), "target": target.id, "group": group,
         "layers": chosen.layers, "limits": {"max_bytes": max_bytes, "caps_bytes": caps,
