@@ -135,3 +135,27 @@ def test_fp32_group_scales_warn_and_errors():
     m = _torchao_mlp(IntxWeightOnlyConfig(weight_dtype=torch.int4, granularity=PerGroup(16)))
     with pytest.raises(EdgeqError, match="block \\[1, 16\\]"):
         from_quantized_module(m, torch.zeros(1, 64))
+
+
+def test_saved_torchao_program_packs_from_the_cli(tmp_path):
+    """`edgeq pack model.pt2` of a saved torchao-quantized program keeps its codes and scales too."""
+    from click.testing import CliRunner
+    from torchao.quantization import Int8DynamicActivationIntxWeightConfig
+    from torchao.quantization.granularity import PerGroup
+
+    from edgeq.blob import read_blob
+    from edgeq.cli import main
+
+    m = _torchao_mlp(Int8DynamicActivationIntxWeightConfig(weight_dtype=torch.int4, weight_granularity=PerGroup(32),
+                                                           weight_scale_dtype=torch.float16))
+    torch.export.save(torch.export.export(m, (torch.zeros(1, 64),)), str(tmp_path / "m.pt2"))
+    np.savez(tmp_path / "calib.npz", x=np.random.default_rng(0).random((32, 64)).astype(np.float32))
+    res = CliRunner().invoke(main, ["pack", str(tmp_path / "m.pt2"), "--calib", str(tmp_path / "calib.npz"),
+                                    "-o", str(tmp_path / "m.edgeq")])
+    assert res.exit_code == 0, res.output
+    w = weights(read_blob(tmp_path / "m.edgeq").graph)
+    for layer, mod in (("linear", m[0]), ("linear_1", m[2])):
+        q, scale = mod.weight.qdata.numpy(), mod.weight.scale.numpy()
+        assert w[layer].name == "q4"
+        np.testing.assert_array_equal(w[layer].int_values()[:, : q.shape[1]], q)
+        np.testing.assert_array_equal(w[layer].scales, scale)

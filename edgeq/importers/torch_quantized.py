@@ -41,14 +41,18 @@ def _torchao_parts(w) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[int, in
             w.zero_point.detach().numpy().astype(np.int64), tuple(int(b) for b in w.block_size))
 
 
-def _packed(name: str, m: nn.Linear, ternary: str) -> tuple:
-    """(PackedTensor builder taking a column order, dequantized float weight, note)."""
+def _packed(name: str, m: nn.Linear, ternary: str) -> tuple | None:
+    """(PackedTensor builder taking a column order, dequantized float weight, note), None for a float linear."""
     if isinstance(m, BitLinear):
         with torch.no_grad():
             codes, scale = m.ternary_weight()
         codes, s = codes.numpy().astype(np.int64), np.float32(scale.item())
         return (lambda cols: FORMATS[ternary].pack(codes[:, cols], s)), codes.astype(np.float32) * s, None
-    parts = _torchao_parts(m.weight)
+    return _torchao_packed(name, m.weight)
+
+
+def _torchao_packed(name: str, weight) -> tuple | None:
+    parts = _torchao_parts(weight)
     if parts is None:
         return None
     q, scale, zp, block = parts
@@ -108,19 +112,37 @@ def from_quantized_module(module: nn.Module, example_input: torch.Tensor, ternar
         raise EdgeqError("no BitLinear or torchao-quantized linear layers in the module: use "
                          "edgeq.importers.torch_export.from_module for float models")
     fg = from_module(plain, example_input)
+    _attach(fg, found)
+    fg.source = f"{type(module).__name__} (pre-quantized: BitLinear/torchao)"
+    for note in notes:
+        warnings.warn(note, stacklevel=2)
+    return fg
+
+
+def _attach(fg: FloatGraph, found: dict[str, tuple]) -> None:
+    """Puts each weight's codes and scales on the linear node that uses it (matched by state-dict name)."""
     for node in fg.nodes:
         key = node.attrs.get("weight_param") if node.kind == "linear" else None
         if key not in found:
             continue
         build, deq = found.pop(key)
         cols = node.attrs.get("columns", np.arange(deq.shape[1]))
-        if not np.array_equal(node.params["weight"], deq[:, cols]):
+        # equal up to fp16 scale rounding (torchao fp32 group scales); a folded batch norm changes far more
+        if not np.allclose(node.params["weight"], deq[:, cols], rtol=1e-3, atol=1e-7):
             raise EdgeqError(f"{key}: the weight changed during import (a batch norm folded into it?), so its "
                              "quantization cannot be kept")
+        node.params["weight"] = deq[:, cols]  # calibrate with exactly the weights that get stored
         node.params["prequantized"] = build(cols)
     if found:
         raise EdgeqError(f"quantized weight(s) {', '.join(found)} are not used by a linear op in the exported graph")
-    fg.source = f"{type(module).__name__} (pre-quantized: BitLinear/torchao)"
-    for note in notes:
-        warnings.warn(note, stacklevel=2)
-    return fg
+
+
+def attach_prequantized(fg: FloatGraph, weights: dict) -> None:
+    """For a saved .pt2 holding torchao weights: state-dict name -> torchao tensor, attached to their linears."""
+    found = {}
+    for key, w in weights.items():
+        build, deq, note = _torchao_packed(key.removesuffix(".weight"), w)
+        found[key] = (build, deq)
+        if note:
+            warnings.warn(note, stacklevel=3)
+    _attach(fg, found)
