@@ -42,9 +42,17 @@ def load_model(path: Path):
     if not path.exists():
         raise EdgeqError(f"{path}: no such model file")
     if path.suffix == ".pt2":
+        import warnings
+
         from edgeq.importers.torch_export import from_pt2
 
-        return from_pt2(path)
+        with warnings.catch_warnings(record=True) as caught:  # e.g. torchao scales rounded to fp16
+            warnings.simplefilter("always", UserWarning)
+            fg = from_pt2(path)
+        for w in caught:
+            if "torchao" in str(w.message):
+                click.echo(f"note: {w.message}", err=True)
+        return fg
     if path.suffix == ".gguf":
         from edgeq.importers.gguf_import import from_gguf_file
 
@@ -98,7 +106,7 @@ def calibration_data(path: Path | None, fg, model: Path):
         return x, None, None
     try:
         data = np.load(path)
-    except (OSError, ValueError) as e:
+    except (OSError, ValueError, EOFError) as e:  # EOFError: an empty file
         raise EdgeqError(f"{path}: cannot read calibration data ({e})") from None
     if "x" not in data:
         raise EdgeqError(f"{path}: calibration .npz needs an array named 'x' (has {', '.join(data.files)})")
@@ -164,7 +172,9 @@ def pack(model: Path, fmt: str | None, group: str, first_last_i8: bool, target: 
                            tests=tests, labels=labels, metadata=extra,
                            progress=lambda s: bar.update(task, advance=1, description=s))
     size = write_blob(graph, output)
-    used = ", ".join(f"{n}={f}" for n, f in layer_formats.items()) if layer_formats else f"format {fmt}"
+    chosen = graph.metadata["recipe"]["layers"]  # the plan's, or pre-quantized layers' own formats
+    used = ", ".join(f"{n}={f}" for n, f in chosen.items()) if len(set(chosen.values())) > 1 else \
+        f"format {next(iter(chosen.values()), fmt)}"
     click.echo(f"wrote {output} ({size} bytes, {layers} layers, {used})")
 
 
