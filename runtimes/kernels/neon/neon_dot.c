@@ -1,0 +1,344 @@
+/*
+ * NEON dot kernels for T2, T158, B1 (x int8) and Q4: decode a block to small int8 symbols once, dot
+ * them against the activations (SDOT, or widening multiply + pairwise add on ARMv8.0), then correct
+ * with the per-block activation sum that prep() computed (value = affine function of the symbol):
+ *   T2, T158  isum = raw - xsum         (value = symbol - 1)
+ *   Q4        isum = raw - z * xsum     (value = nibble - zero point)
+ *   B1        isum = xsum + 2 * raw     (value = 1 + 2 * symbol, symbol = -bit)
+ * SCALE_ROW kernels sum raw over the row and correct once; SCALE_BLOCK kernels hold 4 rows in the 4
+ * lanes and walk the blocks in order with a separate fp32 multiply and add, as docs/numerics.md requires.
+ */
+#include "neon_decode.h"
+
+typedef struct {
+    const int32_t *xsum; /* [n][n_blocks] */
+    const int8_t *x;     /* rows the symbols line up with (Q4: deinterleaved copy) */
+    size_t stride;
+} acts_view_t;
+
+size_t EQ_ARM(prep_bytes)(const eq_weights_t *w, int n) {
+    size_t bytes = align64((size_t)n * (size_t)w->n_blocks * sizeof(int32_t));
+    if (w->format == EQ_F_Q4) bytes += (size_t)n * (size_t)w->padded_cols;
+    return bytes;
+}
+
+/* Sum of one block of activations (block <= 256: the int16 pair sums cannot overflow). */
+EQ_INLINE int32_t block_sum(const int8_t *x, int block) {
+    int16x8_t s = vdupq_n_s16(0);
+    int k;
+    for (k = 0; k < block; k += 16) s = vpadalq_s8(s, ld16(x + k));
+    return vaddlvq_s16(s);
+}
+
+void EQ_ARM(prep)(const eq_weights_t *w, const int8_t *x, size_t stride, int n, void *prep) {
+    int32_t *xsum = (int32_t *)prep;
+    int i, b, c;
+    for (i = 0; i < n; i++)
+        for (b = 0; b < w->n_blocks; b++)
+            xsum[(size_t)i * (size_t)w->n_blocks + (size_t)b] =
+                block_sum(x + (size_t)i * stride + (size_t)b * (size_t)w->block, w->block);
+    if (w->format == EQ_F_Q4) { /* each 32 activations -> [16 even, 16 odd], the nibble order */
+        int8_t *perm = (int8_t *)prep + align64((size_t)n * (size_t)w->n_blocks * sizeof(int32_t));
+        for (i = 0; i < n; i++)
+            for (c = 0; c < w->padded_cols; c += 32) {
+                int8x16x2_t v = vld2q_s8(x + (size_t)i * stride + (size_t)c);
+                vst1q_s8(perm + (size_t)i * (size_t)w->padded_cols + (size_t)c, v.val[0]);
+                vst1q_s8(perm + (size_t)i * (size_t)w->padded_cols + (size_t)c + 16, v.val[1]);
+            }
+    }
+}
+
+EQ_INLINE acts_view_t view(const eq_weights_t *w, const eq_acts_t *a) {
+    acts_view_t v;
+    v.xsum = (const int32_t *)a->prep;
+    if (w->format == EQ_F_Q4) {
+        v.x = (const int8_t *)a->prep + align64((size_t)a->n * (size_t)w->n_blocks * sizeof(int32_t));
+        v.stride = (size_t)w->padded_cols;
+    } else {
+        v.x = a->x;
+        v.stride = a->stride;
+    }
+    return v;
+}
+
+EQ_INLINE uint32_t row_fix(int fmt, uint32_t raw, uint32_t xtotal) {
+    return fmt == EQ_F_B1 ? xtotal + 2u * raw : raw - xtotal;
+}
+
+EQ_INLINE uint32_t total(const int32_t *xsum, int nb) {
+    uint32_t t = 0;
+    int b;
+    for (b = 0; b < nb; b++) t += (uint32_t)xsum[b];
+    return t;
+}
+
+EQ_INLINE void four_rows(const eq_weights_t *w, int r, int r1, const uint8_t **row, int *rows) {
+    int k;
+    for (k = 0; k < 4; k++) {
+        rows[k] = r + k < r1 ? r + k : r1 - 1;
+        row[k] = w->codes + (size_t)rows[k] * w->row_bytes;
+    }
+}
+
+/* fp16 scales of block b for 4 rows, as fp32 lanes (exact conversion). */
+EQ_INLINE float32x4_t block_scales(const eq_weights_t *w, const int *rows, int b) {
+    const uint16_t *d = (const uint16_t *)w->scales + b;
+    const size_t nb = (size_t)w->n_blocks;
+    uint16x4_t h = vdup_n_u16(d[(size_t)rows[0] * nb]);
+    h = vset_lane_u16(d[(size_t)rows[1] * nb], h, 1);
+    h = vset_lane_u16(d[(size_t)rows[2] * nb], h, 2);
+    h = vset_lane_u16(d[(size_t)rows[3] * nb], h, 3);
+    return vcvt_f32_f16(vreinterpret_f16_u16(h));
+}
+
+/* Per-lane correction of 4 rows' raw block sums (T2/T158/Q4). */
+EQ_INLINE int32x4_t block_fix(int fmt, const eq_weights_t *w, const int *rows, int b, int32x4_t raw, int32_t xs) {
+    if (fmt == EQ_F_Q4 && w->zeros) {
+        const uint8_t *z = w->zeros + b;
+        const size_t nb = (size_t)w->n_blocks;
+        int32x4_t zv = vdupq_n_s32(z[(size_t)rows[0] * nb]);
+        zv = vsetq_lane_s32(z[(size_t)rows[1] * nb], zv, 1);
+        zv = vsetq_lane_s32(z[(size_t)rows[2] * nb], zv, 2);
+        zv = vsetq_lane_s32(z[(size_t)rows[3] * nb], zv, 3);
+        return vmlsq_n_s32(raw, zv, xs);
+    }
+    return vsubq_s32(raw, vdupq_n_s32(fmt == EQ_F_Q4 ? 8 * xs : xs));
+}
+
+EQ_INLINE float32x4_t combine(float32x4_t accf, float32x4_t d, int32x4_t isum) {
+    return vaddq_f32(accf, vmulq_f32(d, vcvtq_f32_s32(isum))); /* separate mul, add: no FMA */
+}
+
+EQ_INLINE void store4(float *acc, int r, int r1, float32x4_t v) {
+    float lanes[4];
+    int k;
+    vst1q_f32(lanes, v);
+    for (k = 0; k < 4 && r + k < r1; k++) acc[r + k] = lanes[k];
+}
+
+/*
+ * T2 mat-vec without decoding: crumb l of each code byte is masked in place (value c * 4^l) and
+ * dotted into its own accumulator -- crumbs 0 and 3 (the latter shifted down, c * 64 does not fit
+ * an int8) share A, crumb 1 goes to B (x4), crumb 2 to C (x16). Every lane of B and C is an exact
+ * multiple of 4 and 16, so A + (B >> 2) + (C >> 4) is the raw sum. Four rows share each activation
+ * load. SCALE_ROW: one sum per row, exact while |C| < 2^31, i.e. padded_cols <= 2^20.
+ */
+#define T2_MAX_ROW_COLS (1 << 20)
+
+typedef struct {
+    int32x4_t a, b, c;
+} t2_acc_t;
+
+EQ_INLINE void t2_block4(const uint8_t *const *row, size_t off, const int8_t *xb, t2_acc_t *s) {
+    const uint8x16_t m0 = vdupq_n_u8(0x03), m1 = vdupq_n_u8(0x0C), m2 = vdupq_n_u8(0x30);
+    int h, j, k;
+    for (h = 0; h < 2; h++)
+        for (j = 0; j < 2; j++) {
+            const int8_t *x = xb + 128 * h + 16 * j;
+            const int8x16_t x0 = ld16(x), x1 = ld16(x + 32), x2 = ld16(x + 64), x3 = ld16(x + 96);
+            for (k = 0; k < 4; k++) {
+                const uint8x16_t q = ldu16(row[k] + off + 32 * h + 16 * j);
+                s[k].a = dot16(s[k].a, vreinterpretq_s8_u8(vandq_u8(q, m0)), x0);
+                s[k].b = dot16(s[k].b, vreinterpretq_s8_u8(vandq_u8(q, m1)), x1);
+                s[k].c = dot16(s[k].c, vreinterpretq_s8_u8(vandq_u8(q, m2)), x2);
+                s[k].a = dot16(s[k].a, vreinterpretq_s8_u8(vshrq_n_u8(q, 6)), x3);
+            }
+        }
+}
+
+EQ_INLINE int32x4_t t2_raw(const t2_acc_t *s) { return vsraq_n_s32(vsraq_n_s32(s->a, s->b, 2), s->c, 4); }
+
+EQ_INLINE void t2_zero(t2_acc_t *s) {
+    int k;
+    for (k = 0; k < 4; k++) s[k].a = s[k].b = s[k].c = vdupq_n_s32(0);
+}
+
+static void t2_row_matvec_masked(const eq_weights_t *w, const eq_acts_t *a, int r0, int r1, int32_t *acc) {
+    const uint32_t xtotal = total((const int32_t *)a->prep, w->n_blocks);
+    int r, b, k;
+    for (r = r0; r < r1; r += 4) {
+        const uint8_t *row[4];
+        int rows[4];
+        t2_acc_t s[4];
+        uint32_t raw[4];
+        four_rows(w, r, r1, row, rows);
+        t2_zero(s);
+        for (b = 0; b < w->n_blocks; b++) t2_block4(row, (size_t)b * 64, a->x + (size_t)b * 256, s);
+        vst1q_u32(raw, vreinterpretq_u32_s32(reduce4(t2_raw(&s[0]), t2_raw(&s[1]), t2_raw(&s[2]), t2_raw(&s[3]))));
+        for (k = 0; k < 4 && r + k < r1; k++) acc[r + k] = (int32_t)row_fix(EQ_F_T2, raw[k], xtotal);
+    }
+}
+
+static void t2_block_matvec_masked(const eq_weights_t *w, const eq_acts_t *a, int r0, int r1, float *acc) {
+    const int32_t *xsum = (const int32_t *)a->prep;
+    int r, b;
+    for (r = r0; r < r1; r += 4) {
+        const uint8_t *row[4];
+        int rows[4];
+        float32x4_t accf = vdupq_n_f32(0.0f);
+        four_rows(w, r, r1, row, rows);
+        for (b = 0; b < w->n_blocks; b++) {
+            t2_acc_t s[4];
+            int32x4_t raw;
+            t2_zero(s);
+            t2_block4(row, (size_t)b * 64, a->x + (size_t)b * 256, s);
+            raw = reduce4(t2_raw(&s[0]), t2_raw(&s[1]), t2_raw(&s[2]), t2_raw(&s[3]));
+            accf = combine(accf, block_scales(w, rows, b), block_fix(EQ_F_T2, w, rows, b, raw, xsum[b]));
+        }
+        store4(acc, r, r1, accf);
+    }
+}
+
+/* SCALE_ROW, n == 1: four rows at a time (the last group repeats its final row). */
+EQ_INLINE void row_matvec(int fmt, int B, const eq_weights_t *w, const eq_acts_t *a, int r0, int r1, int32_t *acc) {
+    const acts_view_t v = view(w, a);
+    const int ns = nsym(B), nb = w->n_blocks;
+    const size_t cb = code_bytes(fmt, B);
+    const uint32_t xtotal = total(v.xsum, nb);
+    int r, b, k;
+    for (r = r0; r < r1; r += 4) {
+        const uint8_t *row[4];
+        int rows[4];
+        int32x4_t s[4];
+        uint32_t raw[4];
+        four_rows(w, r, r1, row, rows);
+        for (k = 0; k < 4; k++) s[k] = vdupq_n_s32(0);
+        for (b = 0; b < nb; b++)
+            for (k = 0; k < 4; k++) {
+                int8x16_t sym[NSYM_MAX];
+                decode(fmt, B, row[k] + (size_t)b * cb, sym);
+                s[k] = dot_sym(s[k], sym, ns, v.x + (size_t)b * (size_t)B);
+            }
+        vst1q_u32(raw, vreinterpretq_u32_s32(reduce4(s[0], s[1], s[2], s[3])));
+        for (k = 0; k < 4 && r + k < r1; k++) acc[r + k] = (int32_t)row_fix(fmt, raw[k], xtotal);
+    }
+}
+
+/* SCALE_BLOCK, n == 1: four rows in the lanes, blocks in order. */
+EQ_INLINE void block_matvec(int fmt, int B, const eq_weights_t *w, const eq_acts_t *a, int r0, int r1, float *acc) {
+    const acts_view_t v = view(w, a);
+    const int ns = nsym(B), nb = w->n_blocks;
+    const size_t cb = code_bytes(fmt, B);
+    int r, b, k;
+    for (r = r0; r < r1; r += 4) {
+        const uint8_t *row[4];
+        int rows[4];
+        float32x4_t accf = vdupq_n_f32(0.0f);
+        four_rows(w, r, r1, row, rows);
+        for (b = 0; b < nb; b++) {
+            int32x4_t s[4];
+            for (k = 0; k < 4; k++) {
+                int8x16_t sym[NSYM_MAX];
+                decode(fmt, B, row[k] + (size_t)b * cb, sym);
+                s[k] = dot_sym(vdupq_n_s32(0), sym, ns, v.x + (size_t)b * (size_t)B);
+            }
+            accf = combine(accf, block_scales(w, rows, b),
+                           block_fix(fmt, w, rows, b, reduce4(s[0], s[1], s[2], s[3]), v.xsum[b]));
+        }
+        store4(acc, r, r1, accf);
+    }
+}
+
+/* SCALE_ROW, n > 1: each block is decoded once and used for every activation row. */
+EQ_INLINE void row_gemm(int fmt, int B, const eq_weights_t *w, const eq_acts_t *a, int r0, int r1, int32_t *acc,
+                        size_t acc_stride) {
+    const acts_view_t v = view(w, a);
+    const int ns = nsym(B), nb = w->n_blocks, n = a->n;
+    const size_t cb = code_bytes(fmt, B);
+    uint32_t xtotal[EQ_MAX_N];
+    int32x4_t s[EQ_MAX_N];
+    int r, b, i;
+    for (i = 0; i < n; i++) xtotal[i] = total(v.xsum + (size_t)i * (size_t)nb, nb);
+    for (r = r0; r < r1; r++) {
+        const uint8_t *row = w->codes + (size_t)r * w->row_bytes;
+        for (i = 0; i < n; i++) s[i] = vdupq_n_s32(0);
+        for (b = 0; b < nb; b++) {
+            int8x16_t sym[NSYM_MAX];
+            decode(fmt, B, row + (size_t)b * cb, sym);
+            for (i = 0; i < n; i++) s[i] = dot_sym(s[i], sym, ns, v.x + (size_t)i * v.stride + (size_t)b * (size_t)B);
+        }
+        for (i = 0; i < n; i++)
+            acc[(size_t)i * acc_stride + (size_t)r] =
+                (int32_t)row_fix(fmt, (uint32_t)vaddvq_s32(s[i]), xtotal[i]);
+    }
+}
+
+/* SCALE_BLOCK, n > 1: four rows in the lanes; each block decoded once per group of four rows. */
+EQ_INLINE void block_gemm(int fmt, int B, const eq_weights_t *w, const eq_acts_t *a, int r0, int r1, float *acc,
+                          size_t acc_stride) {
+    const acts_view_t v = view(w, a);
+    const int ns = nsym(B), nb = w->n_blocks, n = a->n;
+    const size_t cb = code_bytes(fmt, B);
+    float32x4_t accf[EQ_MAX_N];
+    int r, b, i, k;
+    for (r = r0; r < r1; r += 4) {
+        const uint8_t *row[4];
+        int rows[4];
+        four_rows(w, r, r1, row, rows);
+        for (i = 0; i < n; i++) accf[i] = vdupq_n_f32(0.0f);
+        for (b = 0; b < nb; b++) {
+            const float32x4_t d = block_scales(w, rows, b);
+            int8x16_t sym[4][NSYM_MAX];
+            for (k = 0; k < 4; k++) decode(fmt, B, row[k] + (size_t)b * cb, sym[k]);
+            for (i = 0; i < n; i++) {
+                const int8_t *xb = v.x + (size_t)i * v.stride + (size_t)b * (size_t)B;
+                int32x4_t s[4];
+                for (k = 0; k < 4; k++) s[k] = dot_sym(vdupq_n_s32(0), sym[k], ns, xb);
+                accf[i] = combine(accf[i], d, block_fix(fmt, w, rows, b, reduce4(s[0], s[1], s[2], s[3]),
+                                                        v.xsum[(size_t)i * (size_t)nb + (size_t)b]));
+            }
+        }
+        for (i = 0; i < n; i++) store4(acc + (size_t)i * acc_stride, r, r1, accf[i]);
+    }
+}
+
+#define DOT_ARGS const eq_weights_t *w, const eq_acts_t *a, int r0, int r1, void *acc, size_t acc_stride
+
+void EQ_ARM(t2_row_matvec)(DOT_ARGS) {
+    (void)acc_stride;
+    if (w->padded_cols <= T2_MAX_ROW_COLS)
+        t2_row_matvec_masked(w, a, r0, r1, (int32_t *)acc);
+    else
+        row_matvec(EQ_F_T2, 256, w, a, r0, r1, (int32_t *)acc);
+}
+void EQ_ARM(t2_row_gemm)(DOT_ARGS) { row_gemm(EQ_F_T2, 256, w, a, r0, r1, (int32_t *)acc, acc_stride); }
+void EQ_ARM(t2_block_matvec)(DOT_ARGS) {
+    (void)acc_stride;
+    t2_block_matvec_masked(w, a, r0, r1, (float *)acc);
+}
+void EQ_ARM(t2_block_gemm)(DOT_ARGS) { block_gemm(EQ_F_T2, 256, w, a, r0, r1, (float *)acc, acc_stride); }
+
+void EQ_ARM(t158_row_matvec)(DOT_ARGS) {
+    (void)acc_stride;
+    row_matvec(EQ_F_T158, 256, w, a, r0, r1, (int32_t *)acc);
+}
+void EQ_ARM(t158_row_gemm)(DOT_ARGS) { row_gemm(EQ_F_T158, 256, w, a, r0, r1, (int32_t *)acc, acc_stride); }
+void EQ_ARM(t158_block_matvec)(DOT_ARGS) {
+    (void)acc_stride;
+    block_matvec(EQ_F_T158, 256, w, a, r0, r1, (float *)acc);
+}
+void EQ_ARM(t158_block_gemm)(DOT_ARGS) { block_gemm(EQ_F_T158, 256, w, a, r0, r1, (float *)acc, acc_stride); }
+
+void EQ_ARM(b1_row_matvec)(DOT_ARGS) {
+    (void)acc_stride;
+    row_matvec(EQ_F_B1, 64, w, a, r0, r1, (int32_t *)acc);
+}
+void EQ_ARM(b1_row_gemm)(DOT_ARGS) { row_gemm(EQ_F_B1, 64, w, a, r0, r1, (int32_t *)acc, acc_stride); }
+
+void EQ_ARM(q4_block_matvec)(DOT_ARGS) {
+    (void)acc_stride;
+    if (w->block == 32)
+        block_matvec(EQ_F_Q4, 32, w, a, r0, r1, (float *)acc);
+    else if (w->block == 64)
+        block_matvec(EQ_F_Q4, 64, w, a, r0, r1, (float *)acc);
+    else
+        block_matvec(EQ_F_Q4, 128, w, a, r0, r1, (float *)acc);
+}
+void EQ_ARM(q4_block_gemm)(DOT_ARGS) {
+    if (w->block == 32)
+        block_gemm(EQ_F_Q4, 32, w, a, r0, r1, (float *)acc, acc_stride);
+    else if (w->block == 64)
+        block_gemm(EQ_F_Q4, 64, w, a, r0, r1, (float *)acc, acc_stride);
+    else
+        block_gemm(EQ_F_Q4, 128, w, a, r0, r1, (float *)acc, acc_stride);
+}
