@@ -122,5 +122,4 @@ def test_dotprod_matvec_instruction_guard(cli, tmp_path, fmt):
         assert out[:NAME_BYTES].rstrip(b"\0").decode() == f"neon_dotprod/{fmt}_block_matvec"
         totals.append(int(re.findall(r"total insns: (\d+)", err)[-1]))
     per_weight = (totals[1] - totals[0]) / 2 / (1024 * 4096)
-    print(f"{fmt}: {per_weight:.4f} executed instructions per weight")
     assert per_weight <= GUARD[fmt], f"{fmt}: {per_weight:.3f} executed instructions per weight"

@@ -16,9 +16,14 @@ typedef struct {
     size_t stride;
 } acts_view_t;
 
+static void t2_permute(const int8_t *x, int cols, int8_t *out);
+
+/* T2 mat-vec: activations in t2_permute order; Q4: deinterleaved like the nibbles. */
+EQ_INLINE int has_copy(const eq_weights_t *w, int n) { return w->format == EQ_F_Q4 || (w->format == EQ_F_T2 && n == 1); }
+
 size_t EQ_ARM(prep_bytes)(const eq_weights_t *w, int n) {
     size_t bytes = align64((size_t)n * (size_t)w->n_blocks * sizeof(int32_t));
-    if (w->format == EQ_F_Q4) bytes += (size_t)n * (size_t)w->padded_cols;
+    if (has_copy(w, n)) bytes += (size_t)n * (size_t)w->padded_cols;
     return bytes;
 }
 
@@ -37,6 +42,8 @@ void EQ_ARM(prep)(const eq_weights_t *w, const int8_t *x, size_t stride, int n, 
         for (b = 0; b < w->n_blocks; b++)
             xsum[(size_t)i * (size_t)w->n_blocks + (size_t)b] =
                 block_sum(x + (size_t)i * stride + (size_t)b * (size_t)w->block, w->block);
+    if (w->format == EQ_F_T2 && n == 1)
+        t2_permute(x, w->padded_cols, (int8_t *)prep + align64((size_t)w->n_blocks * sizeof(int32_t)));
     if (w->format == EQ_F_Q4) { /* each 32 activations -> [16 even, 16 odd], the nibble order */
         int8_t *perm = (int8_t *)prep + align64((size_t)n * (size_t)w->n_blocks * sizeof(int32_t));
         for (i = 0; i < n; i++)
@@ -80,14 +87,18 @@ EQ_INLINE void four_rows(const eq_weights_t *w, int r, int r1, const uint8_t **r
     }
 }
 
+/* Where the fp16 scales of 4 rows start (block_scales reads block b of each). */
+EQ_INLINE void scale_rows(const eq_weights_t *w, const int *rows, const uint16_t **d) {
+    int k;
+    for (k = 0; k < 4; k++) d[k] = (const uint16_t *)w->scales + (size_t)rows[k] * (size_t)w->n_blocks;
+}
+
 /* fp16 scales of block b for 4 rows, as fp32 lanes (exact conversion). */
-EQ_INLINE float32x4_t block_scales(const eq_weights_t *w, const int *rows, int b) {
-    const uint16_t *d = (const uint16_t *)w->scales + b;
-    const size_t nb = (size_t)w->n_blocks;
-    uint16x4_t h = vdup_n_u16(d[(size_t)rows[0] * nb]);
-    h = vset_lane_u16(d[(size_t)rows[1] * nb], h, 1);
-    h = vset_lane_u16(d[(size_t)rows[2] * nb], h, 2);
-    h = vset_lane_u16(d[(size_t)rows[3] * nb], h, 3);
+EQ_INLINE float32x4_t block_scales(const uint16_t *const *d, int b) {
+    uint16x4_t h = vld1_dup_u16(d[0] + b);
+    h = vld1_lane_u16(d[1] + b, h, 1);
+    h = vld1_lane_u16(d[2] + b, h, 2);
+    h = vld1_lane_u16(d[3] + b, h, 3);
     return vcvt_f32_f16(vreinterpret_f16_u16(h));
 }
 
@@ -117,45 +128,64 @@ EQ_INLINE void store4(float *acc, int r, int r1, float32x4_t v) {
 }
 
 /*
- * T2 mat-vec without decoding: crumb l of each code byte is masked in place (value c * 4^l) and
- * dotted into its own accumulator -- crumbs 0 and 3 (the latter shifted down, c * 64 does not fit
- * an int8) share A, crumb 1 goes to B (x4), crumb 2 to C (x16). Every lane of B and C is an exact
- * multiple of 4 and 16, so A + (B >> 2) + (C >> 4) is the raw sum. Four rows share each activation
- * load. SCALE_ROW: one sum per row, exact while |C| < 2^31, i.e. padded_cols <= 2^20.
+ * T2 mat-vec without a full decode: crumbs 0 and 3 of each code byte give their values directly
+ * (masked, shifted down), crumbs 1 and 2 are masked to 4 c (crumb 2 shifted by 2 first) and go to a
+ * second accumulator whose lanes are exact multiples of 4, so A + (B >> 2) is the raw sum. Two
+ * accumulators per row leave registers for four rows, which share each activation load: prep() lays
+ * out the activations of each 16 code bytes as the 64 bytes they meet (one 4-register load).
+ * The sums run over the whole row (SCALE_BLOCK takes differences at block ends): exact while
+ * |B| < 2^31, i.e. padded_cols <= 2^20; longer rows take the decoding kernels.
  */
-#define T2_MAX_ROW_COLS (1 << 20)
+#define T2_MAX_FAST_COLS (1 << 20)
 
 typedef struct {
-    int32x4_t a, b, c;
+    int32x4_t a, b;
 } t2_acc_t;
 
-EQ_INLINE void t2_block4(const uint8_t *const *row, size_t off, const int8_t *xb, t2_acc_t *s) {
-    const uint8x16_t m0 = vdupq_n_u8(0x03), m1 = vdupq_n_u8(0x0C), m2 = vdupq_n_u8(0x30);
-    int h, j, k;
-    for (h = 0; h < 2; h++)
-        for (j = 0; j < 2; j++) {
-            const int8_t *x = xb + 128 * h + 16 * j;
-            const int8x16_t x0 = ld16(x), x1 = ld16(x + 32), x2 = ld16(x + 64), x3 = ld16(x + 96);
-            for (k = 0; k < 4; k++) {
-                const uint8x16_t q = ldu16(row[k] + off + 32 * h + 16 * j);
-                s[k].a = dot16(s[k].a, vreinterpretq_s8_u8(vandq_u8(q, m0)), x0);
-                s[k].b = dot16(s[k].b, vreinterpretq_s8_u8(vandq_u8(q, m1)), x1);
-                s[k].c = dot16(s[k].c, vreinterpretq_s8_u8(vandq_u8(q, m2)), x2);
-                s[k].a = dot16(s[k].a, vreinterpretq_s8_u8(vshrq_n_u8(q, 6)), x3);
-            }
-        }
+/* Activations of code chunk c (16 bytes = 64 weights) of a 256 block: x[128 (c >> 1) + 16 (c & 1) + 32 l]. */
+static void t2_permute(const int8_t *x, int cols, int8_t *out) {
+    int b, c, l;
+    for (b = 0; b < cols; b += 256)
+        for (c = 0; c < 4; c++)
+            for (l = 0; l < 4; l++)
+                vst1q_s8(out + b + 64 * c + 16 * l, ld16(x + b + 128 * (c >> 1) + 16 * (c & 1) + 32 * l));
 }
 
-EQ_INLINE int32x4_t t2_raw(const t2_acc_t *s) { return vsraq_n_s32(vsraq_n_s32(s->a, s->b, 2), s->c, 4); }
+EQ_INLINE void t2_chunk4(const uint8_t *const *row, size_t off, const int8_t *xp, t2_acc_t *s) {
+    const uint8x16_t m0 = vdupq_n_u8(0x03), m1 = vdupq_n_u8(0x0C);
+    const int8x16x4_t x = vld1q_s8_x4(xp);
+    int k;
+    for (k = 0; k < 4; k++) {
+        const uint8x16_t q = ldu16(row[k] + off);
+        s[k].a = dot16(s[k].a, vreinterpretq_s8_u8(vandq_u8(q, m0)), x.val[0]);
+        s[k].b = dot16(s[k].b, vreinterpretq_s8_u8(vandq_u8(q, m1)), x.val[1]);
+        s[k].b = dot16(s[k].b, vreinterpretq_s8_u8(vandq_u8(vshrq_n_u8(q, 2), m1)), x.val[2]);
+        s[k].a = dot16(s[k].a, vreinterpretq_s8_u8(vshrq_n_u8(q, 6)), x.val[3]);
+    }
+}
+
+/* Raw sums of 4 rows so far, one per lane. */
+EQ_INLINE int32x4_t t2_raw4(const t2_acc_t *s) {
+    int32x4_t t[4];
+    int k;
+    for (k = 0; k < 4; k++) t[k] = vsraq_n_s32(s[k].a, s[k].b, 2);
+    return reduce4(t[0], t[1], t[2], t[3]);
+}
 
 EQ_INLINE void t2_zero(t2_acc_t *s) {
     int k;
-    for (k = 0; k < 4; k++) s[k].a = s[k].b = s[k].c = vdupq_n_s32(0);
+    for (k = 0; k < 4; k++) s[k].a = s[k].b = vdupq_n_s32(0);
 }
 
-static void t2_row_matvec_masked(const eq_weights_t *w, const eq_acts_t *a, int r0, int r1, int32_t *acc) {
+EQ_INLINE const int8_t *t2_xperm(const eq_weights_t *w, const eq_acts_t *a) {
+    return (const int8_t *)a->prep + align64((size_t)w->n_blocks * sizeof(int32_t));
+}
+
+static void t2_row_matvec_fast(const eq_weights_t *w, const eq_acts_t *a, int r0, int r1, int32_t *acc) {
     const uint32_t xtotal = total((const int32_t *)a->prep, w->n_blocks);
-    int r, b, k;
+    const int8_t *xp = t2_xperm(w, a);
+    const int chunks = 4 * w->n_blocks;
+    int r, c, k;
     for (r = r0; r < r1; r += 4) {
         const uint8_t *row[4];
         int rows[4];
@@ -163,27 +193,32 @@ static void t2_row_matvec_masked(const eq_weights_t *w, const eq_acts_t *a, int 
         uint32_t raw[4];
         four_rows(w, r, r1, row, rows);
         t2_zero(s);
-        for (b = 0; b < w->n_blocks; b++) t2_block4(row, (size_t)b * 64, a->x + (size_t)b * 256, s);
-        vst1q_u32(raw, vreinterpretq_u32_s32(reduce4(t2_raw(&s[0]), t2_raw(&s[1]), t2_raw(&s[2]), t2_raw(&s[3]))));
+        for (c = 0; c < chunks; c++) t2_chunk4(row, (size_t)c * 16, xp + (size_t)c * 64, s);
+        vst1q_u32(raw, vreinterpretq_u32_s32(t2_raw4(s)));
         for (k = 0; k < 4 && r + k < r1; k++) acc[r + k] = (int32_t)row_fix(EQ_F_T2, raw[k], xtotal);
     }
 }
 
-static void t2_block_matvec_masked(const eq_weights_t *w, const eq_acts_t *a, int r0, int r1, float *acc) {
+static void t2_block_matvec_fast(const eq_weights_t *w, const eq_acts_t *a, int r0, int r1, float *acc) {
     const int32_t *xsum = (const int32_t *)a->prep;
-    int r, b;
+    const int8_t *xp = t2_xperm(w, a);
+    int r, b, c;
     for (r = r0; r < r1; r += 4) {
         const uint8_t *row[4];
         int rows[4];
+        t2_acc_t s[4];
+        const uint16_t *d[4];
+        int32x4_t before = vdupq_n_s32(0);
         float32x4_t accf = vdupq_n_f32(0.0f);
         four_rows(w, r, r1, row, rows);
+        scale_rows(w, rows, d);
+        t2_zero(s);
         for (b = 0; b < w->n_blocks; b++) {
-            t2_acc_t s[4];
-            int32x4_t raw;
-            t2_zero(s);
-            t2_block4(row, (size_t)b * 64, a->x + (size_t)b * 256, s);
-            raw = reduce4(t2_raw(&s[0]), t2_raw(&s[1]), t2_raw(&s[2]), t2_raw(&s[3]));
-            accf = combine(accf, block_scales(w, rows, b), block_fix(EQ_F_T2, w, rows, b, raw, xsum[b]));
+            int32x4_t now;
+            for (c = 4 * b; c < 4 * b + 4; c++) t2_chunk4(row, (size_t)c * 16, xp + (size_t)c * 64, s);
+            now = t2_raw4(s);
+            accf = combine(accf, block_scales(d, b), block_fix(EQ_F_T2, w, rows, b, vsubq_s32(now, before), xsum[b]));
+            before = now;
         }
         store4(acc, r, r1, accf);
     }
@@ -223,8 +258,10 @@ EQ_INLINE void block_matvec(int fmt, int B, const eq_weights_t *w, const eq_acts
     for (r = r0; r < r1; r += 4) {
         const uint8_t *row[4];
         int rows[4];
+        const uint16_t *d[4];
         float32x4_t accf = vdupq_n_f32(0.0f);
         four_rows(w, r, r1, row, rows);
+        scale_rows(w, rows, d);
         for (b = 0; b < nb; b++) {
             int32x4_t s[4];
             for (k = 0; k < 4; k++) {
@@ -232,7 +269,7 @@ EQ_INLINE void block_matvec(int fmt, int B, const eq_weights_t *w, const eq_acts
                 decode(fmt, B, row[k] + (size_t)b * cb, sym);
                 s[k] = dot_sym(vdupq_n_s32(0), sym, ns, v.x + (size_t)b * (size_t)B);
             }
-            accf = combine(accf, block_scales(w, rows, b),
+            accf = combine(accf, block_scales(d, b),
                            block_fix(fmt, w, rows, b, reduce4(s[0], s[1], s[2], s[3]), v.xsum[b]));
         }
         store4(acc, r, r1, accf);
@@ -273,11 +310,13 @@ EQ_INLINE void block_gemm(int fmt, int B, const eq_weights_t *w, const eq_acts_t
     int r, b, i, k;
     for (r = r0; r < r1; r += 4) {
         const uint8_t *row[4];
+        const uint16_t *dr[4];
         int rows[4];
         four_rows(w, r, r1, row, rows);
+        scale_rows(w, rows, dr);
         for (i = 0; i < n; i++) accf[i] = vdupq_n_f32(0.0f);
         for (b = 0; b < nb; b++) {
-            const float32x4_t d = block_scales(w, rows, b);
+            const float32x4_t d = block_scales(dr, b);
             int8x16_t sym[4][NSYM_MAX];
             for (k = 0; k < 4; k++) decode(fmt, B, row[k] + (size_t)b * cb, sym[k]);
             for (i = 0; i < n; i++) {
@@ -296,15 +335,18 @@ EQ_INLINE void block_gemm(int fmt, int B, const eq_weights_t *w, const eq_acts_t
 
 void EQ_ARM(t2_row_matvec)(DOT_ARGS) {
     (void)acc_stride;
-    if (w->padded_cols <= T2_MAX_ROW_COLS)
-        t2_row_matvec_masked(w, a, r0, r1, (int32_t *)acc);
+    if (w->padded_cols <= T2_MAX_FAST_COLS)
+        t2_row_matvec_fast(w, a, r0, r1, (int32_t *)acc);
     else
         row_matvec(EQ_F_T2, 256, w, a, r0, r1, (int32_t *)acc);
 }
 void EQ_ARM(t2_row_gemm)(DOT_ARGS) { row_gemm(EQ_F_T2, 256, w, a, r0, r1, (int32_t *)acc, acc_stride); }
 void EQ_ARM(t2_block_matvec)(DOT_ARGS) {
     (void)acc_stride;
-    t2_block_matvec_masked(w, a, r0, r1, (float *)acc);
+    if (w->padded_cols <= T2_MAX_FAST_COLS)
+        t2_block_matvec_fast(w, a, r0, r1, (float *)acc);
+    else
+        block_matvec(EQ_F_T2, 256, w, a, r0, r1, (float *)acc);
 }
 void EQ_ARM(t2_block_gemm)(DOT_ARGS) { block_gemm(EQ_F_T2, 256, w, a, r0, r1, (float *)acc, acc_stride); }
 
