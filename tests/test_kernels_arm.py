@@ -123,3 +123,48 @@ def test_dotprod_matvec_instruction_guard(cli, tmp_path, fmt):
         totals.append(int(re.findall(r"total insns: (\d+)", err)[-1]))
     per_weight = (totals[1] - totals[0]) / 2 / (1024 * 4096)
     assert per_weight <= GUARD[fmt], f"{fmt}: {per_weight:.3f} executed instructions per weight"
+
+
+@pytest.fixture(scope="module")
+def arm_runner(cli) -> Path:
+    """The aarch64 edgeq_runner, built in the kernel program's build directory (plain armv8-a + dotprod objects)."""
+    out = cli.parent
+    subprocess.run(["make", "-s", "-C", str(RUNTIME_DIR), f"BUILD={out}", f"CC={CC}", "ARCH=aarch64",
+                    "TARGET_LDFLAGS=-static", str(out / "edgeq_runner")], check=True, capture_output=True, timeout=600)
+    return out / "edgeq_runner"
+
+
+@pytest.mark.parametrize("cpu,tier", [("cortex-a76", "neon_dotprod"), ("cortex-a53", "neon")])
+def test_arm_runtime_all_ops_bit_exact_with_reference(arm_runner, tmp_path, cpu, tier):
+    """Every op, format and scale kind through the whole runtime (2 threads, a batch of 70: kernel tiles of
+    64 + 6 rows), with the tier the runtime picks by itself on each core, against the numpy executor."""
+    import json
+
+    import runtime_graphs as RG
+
+    from edgeq import reference
+    from edgeq.blob import write_blob
+
+    for k, (fmt, kind, block, zeros) in enumerate(RG.CONFIGS):
+        g = RG.all_ops_graph(k, fmt, kind, block, zeros)
+        write_blob(g, tmp_path / "g.edgeq")
+        x = np.random.default_rng(k).normal(0, 1.5, (70, 7, 6, 3)).astype(np.float32)
+        (tmp_path / "x.bin").write_bytes(x.tobytes())
+        res = subprocess.run(["qemu-aarch64", "-cpu", cpu, str(arm_runner), str(tmp_path / "g.edgeq"), "--input",
+                              str(tmp_path / "x.bin"), "--batch", "70", "--outputs", str(tmp_path), "--threads", "2",
+                              "--runs", "1", "--warmup", "0", "--no-tests"], capture_output=True, text=True,
+                             timeout=600, check=False)
+        assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
+        report = json.loads(res.stdout)
+        assert report["kernel_tier"] == tier
+        kernels = [x["kernel"] for x in report["layers"]]
+        assert any(k.startswith(tier + "/") for k in kernels), kernels
+        assert all(k.startswith((tier + "/", "ref")) for k in kernels), kernels
+        want = reference.run(g, [x])
+        for i, w in enumerate(want):
+            w = np.asarray(w)
+            got = np.frombuffer((tmp_path / f"out{i}.bin").read_bytes(), w.dtype).reshape(w.shape)
+            if i == 0 and g.ops[-1].op == RG.L.OP_SOFTMAX:
+                np.testing.assert_allclose(got, w, rtol=0, atol=1e-6)
+            else:
+                np.testing.assert_array_equal(got, w, err_msg=f"{cpu} {fmt} kind {kind} output {i}")

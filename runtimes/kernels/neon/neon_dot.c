@@ -164,12 +164,9 @@ EQ_INLINE void t2_chunk4(const uint8_t *const *row, size_t off, const int8_t *xp
     }
 }
 
-/* Raw sums of 4 rows so far, one per lane. */
+/* Raw sums of 4 rows so far, one per lane (a sum of multiples of 4 is one: B >> 2 stays exact). */
 EQ_INLINE int32x4_t t2_raw4(const t2_acc_t *s) {
-    int32x4_t t[4];
-    int k;
-    for (k = 0; k < 4; k++) t[k] = vsraq_n_s32(s[k].a, s[k].b, 2);
-    return reduce4(t[0], t[1], t[2], t[3]);
+    return vsraq_n_s32(reduce4(s[0].a, s[1].a, s[2].a, s[3].a), reduce4(s[0].b, s[1].b, s[2].b, s[3].b), 2);
 }
 
 EQ_INLINE void t2_zero(t2_acc_t *s) {
