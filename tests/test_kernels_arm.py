@@ -56,7 +56,8 @@ def arm_cases() -> list[Case]:
     """Every format x scale kind with odd K, M = 1 rows, batches 1..64 -- a small sample (qemu is slow)."""
     picked = list(cases(seed=3, quick=True))
     picked += [Case("t2", ACC_ROW, 256, 1, 1000, 1, 0, 1), Case("q4", 1, 32, 1, 70, 5, 0, 1),
-               Case("t158", 1, 256, 9, 513, 64, 0, 9), Case("i8", ACC_ROW, 16, 13, 1, 64, 0, 13)]
+               Case("t158", 1, 256, 9, 513, 64, 0, 9), Case("i8", ACC_ROW, 16, 13, 1, 64, 0, 13),
+               Case("t2", 1, 256, 11, 33 * 256 + 5, 1, 1, 11)]  # > 32 blocks: the T2 kernel's batches of blocks
     return picked
 
 

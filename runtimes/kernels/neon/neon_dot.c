@@ -155,10 +155,11 @@ static void t2_permute(const int8_t *x, int cols, int8_t *out) {
 
 EQ_INLINE int32x4_t t2_raw4(const t2_acc_t *s);
 
-/* Adds `count` code chunks (16 bytes of each row = 64 weights, from byte `off` on) of 8 rows to their
- * accumulators s and returns the raw sums so far of rows 0..3 in raw[0], rows 4..7 in raw[1]. */
-EQ_INLINE void t2_chunks(const uint8_t *const *row, size_t off, const int8_t *xp, int count, t2_acc_t *s,
-                         int32x4_t *raw) {
+/* For each of `groups` groups of `count` code chunks (16 bytes of each row = 64 weights, from byte
+ * `off` on): adds the chunks of 8 rows to their accumulators s, then stores the raw sums so far of
+ * rows 0..3 and rows 4..7 as raw[2 g], raw[2 g + 1]. */
+EQ_INLINE void t2_chunks(const uint8_t *const *row, size_t off, const int8_t *xp, int count, int groups,
+                         t2_acc_t *s, int32x4_t *raw) {
 #ifdef EQ_DOTPROD
     /* gcc keeps 8 rows' loads in flight and spills accumulators; written out, the loop is 1 activation
      * load (4 registers), then per row 1 code load, 5 mask/shift ops and 4 SDOT, and the branch. The 16
@@ -181,19 +182,16 @@ EQ_INLINE void t2_chunks(const uint8_t *const *row, size_t off, const int8_t *xp
             "ld1 {v28.4s-v31.4s}, [x16]\n\t"
             "movi v8.16b, #0x03\n\t"
             "movi v9.16b, #0x0c\n\t"
+            "2:\n\t"
+            "mov w17, %w[n]\n\t"
             "1:\n\t"
             "ld1 {v0.16b-v3.16b}, [%[xp]], #64\n\t"
             T2_ROW_ASM(0, "v16", "v17") T2_ROW_ASM(1, "v18", "v19") T2_ROW_ASM(2, "v20", "v21")
             T2_ROW_ASM(3, "v22", "v23") T2_ROW_ASM(4, "v24", "v25") T2_ROW_ASM(5, "v26", "v27")
             T2_ROW_ASM(6, "v28", "v29") T2_ROW_ASM(7, "v30", "v31")
             "add %[off], %[off], #16\n\t"
-            "subs %w[n], %w[n], #1\n\t"
+            "subs w17, w17, #1\n\t"
             "b.ne 1b\n\t"
-            "st1 {v16.4s-v19.4s}, [%[s]]\n\t"
-            "add x16, %[s], #64\n\t"
-            "st1 {v20.4s-v23.4s}, [x16], #64\n\t"
-            "st1 {v24.4s-v27.4s}, [x16], #64\n\t"
-            "st1 {v28.4s-v31.4s}, [x16]\n\t"
             /* raw = reduce(A) + reduce(B) >> 2 per group of 4 rows, as t2_raw4 */
             "addp v0.4s, v16.4s, v18.4s\n\t"
             "addp v1.4s, v20.4s, v22.4s\n\t"
@@ -209,30 +207,39 @@ EQ_INLINE void t2_chunks(const uint8_t *const *row, size_t off, const int8_t *xp
             "addp v3.4s, v29.4s, v31.4s\n\t"
             "addp v2.4s, v2.4s, v3.4s\n\t"
             "ssra v1.4s, v2.4s, #2\n\t"
-            "st1 {v0.4s, v1.4s}, [%[raw]]\n\t"
-            : [off] "+r"(off), [xp] "+r"(xp), [n] "+r"(count)
-            : [s] "r"(s), [raw] "r"(raw), [p0] "r"(row[0]), [p1] "r"(row[1]), [p2] "r"(row[2]), [p3] "r"(row[3]), [p4] "r"(row[4]),
+            "st1 {v0.4s, v1.4s}, [%[raw]], #32\n\t"
+            "subs %w[groups], %w[groups], #1\n\t"
+            "b.ne 2b\n\t"
+            "st1 {v16.4s-v19.4s}, [%[s]]\n\t"
+            "add x16, %[s], #64\n\t"
+            "st1 {v20.4s-v23.4s}, [x16], #64\n\t"
+            "st1 {v24.4s-v27.4s}, [x16], #64\n\t"
+            "st1 {v28.4s-v31.4s}, [x16]\n\t"
+            : [off] "+r"(off), [xp] "+r"(xp), [groups] "+r"(groups), [raw] "+r"(raw)
+            : [n] "r"(count), [s] "r"(s), [p0] "r"(row[0]), [p1] "r"(row[1]), [p2] "r"(row[2]), [p3] "r"(row[3]), [p4] "r"(row[4]),
               [p5] "r"(row[5]), [p6] "r"(row[6]), [p7] "r"(row[7])
-            : "x16", "v0", "v1", "v2", "v3", "v4", "v5", "v6", "v7", "v8", "v9", "v16", "v17", "v18", "v19", "v20",
+            : "x16", "x17", "v0", "v1", "v2", "v3", "v4", "v5", "v6", "v7", "v8", "v9", "v16", "v17", "v18", "v19", "v20",
               "v21", "v22", "v23", "v24", "v25", "v26", "v27", "v28", "v29", "v30", "v31", "cc", "memory");
 #undef T2_ROW_ASM
 #else
     /* ARMv8.0: four rows at a time (their accumulators and the activations fit the registers). */
     const uint8x16_t m0 = vdupq_n_u8(0x03), m1 = vdupq_n_u8(0x0C);
-    int g, c, k;
-    for (g = 0; g < T2_ROWS; g += 4)
-        for (c = 0; c < count; c++) {
-            const int8x16x4_t x = vld1q_s8_x4(xp + (size_t)c * 64);
-            for (k = g; k < g + 4; k++) {
-                const uint8x16_t q = ldu16(row[k] + off + (size_t)c * 16);
-                s[k].a = dot16(s[k].a, vreinterpretq_s8_u8(vandq_u8(q, m0)), x.val[0]);
-                s[k].b = dot16(s[k].b, vreinterpretq_s8_u8(vandq_u8(q, m1)), x.val[1]);
-                s[k].b = dot16(s[k].b, vreinterpretq_s8_u8(vandq_u8(vshrq_n_u8(q, 2), m1)), x.val[2]);
-                s[k].a = dot16(s[k].a, vreinterpretq_s8_u8(vshrq_n_u8(q, 6)), x.val[3]);
+    int g, c, k, h;
+    for (h = 0; h < groups; h++, off += (size_t)count * 16, xp += (size_t)count * 64) {
+        for (g = 0; g < T2_ROWS; g += 4)
+            for (c = 0; c < count; c++) {
+                const int8x16x4_t x = vld1q_s8_x4(xp + (size_t)c * 64);
+                for (k = g; k < g + 4; k++) {
+                    const uint8x16_t q = ldu16(row[k] + off + (size_t)c * 16);
+                    s[k].a = dot16(s[k].a, vreinterpretq_s8_u8(vandq_u8(q, m0)), x.val[0]);
+                    s[k].b = dot16(s[k].b, vreinterpretq_s8_u8(vandq_u8(q, m1)), x.val[1]);
+                    s[k].b = dot16(s[k].b, vreinterpretq_s8_u8(vandq_u8(vshrq_n_u8(q, 2), m1)), x.val[2]);
+                    s[k].a = dot16(s[k].a, vreinterpretq_s8_u8(vshrq_n_u8(q, 6)), x.val[3]);
+                }
             }
-        }
-    raw[0] = t2_raw4(s);
-    raw[1] = t2_raw4(s + 4);
+        raw[2 * h] = t2_raw4(s);
+        raw[2 * h + 1] = t2_raw4(s + 4);
+    }
 #endif
 }
 
@@ -263,22 +270,24 @@ static void t2_row_matvec_fast(const eq_weights_t *w, const eq_acts_t *a, int r0
         uint32_t raw[T2_ROWS];
         for (k = 0; k < T2_ROWS; k += 4) four_rows(w, r + k, r1, row + k, rows + k);
         t2_zero(s);
-        t2_chunks(row, 0, xp, chunks, s, sums);
+        t2_chunks(row, 0, xp, chunks, 1, s, sums);
         for (k = 0; k < T2_ROWS; k += 4) vst1q_u32(raw + k, vreinterpretq_u32_s32(sums[k / 4]));
         for (k = 0; k < T2_ROWS && r + k < r1; k++) acc[r + k] = (int32_t)row_fix(EQ_F_T2, raw[k], xtotal);
     }
 }
 
+#define T2_BATCH 32 /* blocks whose raw sums one assembly call leaves in a buffer */
+
 static void t2_block_matvec_fast(const eq_weights_t *w, const eq_acts_t *a, int r0, int r1, float *acc) {
     const int32_t *xsum = (const int32_t *)a->prep;
     const int8_t *xp = t2_xperm(w, a);
-    int r, b, g;
+    int r, b, g, j;
     for (r = r0; r < r1; r += T2_ROWS) {
         const uint8_t *row[T2_ROWS];
         int rows[T2_ROWS];
         t2_acc_t s[T2_ROWS];
         const uint16_t *d[T2_ROWS];
-        int32x4_t before[T2_ROWS / 4], now[T2_ROWS / 4];
+        int32x4_t before[T2_ROWS / 4], now[2 * T2_BATCH];
         float32x4_t accf[T2_ROWS / 4];
         for (g = 0; g < T2_ROWS / 4; g++) {
             four_rows(w, r + 4 * g, r1, row + 4 * g, rows + 4 * g);
@@ -287,12 +296,16 @@ static void t2_block_matvec_fast(const eq_weights_t *w, const eq_acts_t *a, int 
             accf[g] = vdupq_n_f32(0.0f);
         }
         t2_zero(s);
-        for (b = 0; b < w->n_blocks; b++) {
-            const int32x4_t xs = vdupq_n_s32(xsum[b]);
-            t2_chunks(row, (size_t)b * 64, xp + (size_t)b * 256, 4, s, now);
-            for (g = 0; g < T2_ROWS / 4; g++) {
-                accf[g] = combine(accf[g], block_scales(d + 4 * g, b), vsubq_s32(vsubq_s32(now[g], before[g]), xs));
-                before[g] = now[g];
+        for (b = 0; b < w->n_blocks; b += T2_BATCH) {
+            const int nb = w->n_blocks - b < T2_BATCH ? w->n_blocks - b : T2_BATCH;
+            t2_chunks(row, (size_t)b * 64, xp + (size_t)b * 256, 4, nb, s, now);
+            for (j = 0; j < nb; j++) {
+                const int32x4_t xs = vdupq_n_s32(xsum[b + j]);
+                for (g = 0; g < T2_ROWS / 4; g++) {
+                    const int32x4_t raw = now[2 * j + g];
+                    accf[g] = combine(accf[g], block_scales(d + 4 * g, b + j), vsubq_s32(vsubq_s32(raw, before[g]), xs));
+                    before[g] = raw;
+                }
             }
         }
         for (g = 0; g < T2_ROWS / 4; g++) store4(acc, r + 4 * g, r1, accf[g]);
