@@ -13,7 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define EDGEQ_ABI_VERSION 3
+#define EDGEQ_ABI_VERSION 4
 
 #if defined(__GNUC__)
 #define EDGEQ_API __attribute__((visibility("default")))

@@ -3,7 +3,7 @@
  * qemu-user reports those of its -cpu model). */
 #include "neon_util.h"
 
-#if defined(__linux__)
+#if defined(__linux__) && !defined(EDGEQ_FREESTANDING)
 #include <sys/auxv.h>
 #ifndef HWCAP_ASIMD
 #define HWCAP_ASIMD (1 << 1)
@@ -124,7 +124,18 @@ const eq_kernel_tier_t EQ_ARM(tier) = {
 };
 
 int EQ_ARM(cpu_ok)(void) {
-#if defined(__linux__)
+#if defined(EDGEQ_FREESTANDING)
+    /* No libc (no getauxval): ID_AA64ISAR0_EL1, which Linux (HWCAP_CPUID, since 4.11) and qemu-user
+     * emulate for user space; its DP field (bits 47:44) is nonzero with SDOT. */
+    uint64_t isar0;
+    __asm__("mrs %0, ID_AA64ISAR0_EL1" : "=r"(isar0));
+#ifdef EQ_DOTPROD
+    return ((isar0 >> 44) & 0xF) != 0;
+#else
+    (void)isar0;
+    return 1; /* Advanced SIMD is mandatory in the Linux/Android aarch64 ABI */
+#endif
+#elif defined(__linux__)
 #ifdef EQ_DOTPROD
     return (getauxval(AT_HWCAP) & HWCAP_ASIMDDP) != 0;
 #else
