@@ -276,8 +276,12 @@ def deploy(target_id: str, model: Path, *, fmt: str | None = None, connect: str 
     if instructions is not None:
         counted = R.build(R.InstructionCount, profile.instruction_count(instructions, "qemu insn plugin, per inference"))
         modelled.append(R.build(R.ModelledLatency, profile.modelled_from_instructions(target, instructions)))
-    energy = ModelledEnergy(target).energy(modelled[-1].ms, "modelled", modelled[-1].method)
     notes = []
+    energy = None
+    if target.section("power"):
+        energy = ModelledEnergy(target).energy(modelled[-1].ms, "modelled", modelled[-1].method)
+    else:
+        notes.append(f"target {target.id} has no [power] section: no energy figure")
     if signing.public_key is not None:
         from edgeq.blob.sign import key_id
 
