@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 APT_PACKAGES=(
   build-essential cmake pkg-config python3-venv
   qemu-user qemu-system-arm
-  gcc-aarch64-linux-gnu libc6-dev-arm64-cross
+  gcc-aarch64-linux-gnu g++-aarch64-linux-gnu libc6-dev-arm64-cross
   gcc-arm-none-eabi libnewlib-arm-none-eabi
   yosys iverilog
   openssh-server openssh-client adb
@@ -34,6 +34,6 @@ stamp=.venv/.edgeq-installed
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   echo "bootstrap: installing Python packages into .venv"
   .venv/bin/pip install -q --upgrade pip >/dev/null
-  .venv/bin/pip install -q -e ".[dev,examples,gguf,llm]"
+  .venv/bin/pip install -q -e ".[dev,examples,gguf,llm,executorch]"
   touch "$stamp"
 fi

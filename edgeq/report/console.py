@@ -98,6 +98,17 @@ def _memory(report: Report) -> Table | None:
     return t
 
 
+def _predictions(report: Report) -> Table | None:
+    if not report.predictions:
+        return None
+    t = Table(title=f"Predictions for {len(report.predictions)} inputs (device)")
+    for name, justify in (("input", "left"), ("class", "right"), ("score", "right"), ("host reference", "right")):
+        t.add_column(name, justify=justify)  # type: ignore[arg-type]
+    for p in report.predictions:
+        t.add_row(p.input, str(p.top1), f"{p.score:.4g}", str(p.reference_top1))
+    return t
+
+
 def _accuracy(report: Report) -> Table | None:
     a = report.accuracy
     if a is None:
@@ -137,7 +148,7 @@ def render(report: Report, console: Console | None = None) -> None:
         console.print(f"no connection configured for {report.target.id}: used its emulated default {d.url}")
     console.print(f"runner {report.build.binary}; kernels: "
                   + ", ".join(f"{f}={k}" for f, k in sorted(report.build.kernels.items())))
-    for table in (_figures(report), _layers(report), _memory(report), _accuracy(report)):
+    for table in (_figures(report), _layers(report), _memory(report), _accuracy(report), _predictions(report)):
         if table is not None:
             console.print(table)
     for note in report.notes:

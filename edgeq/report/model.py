@@ -165,6 +165,16 @@ class Verdict:
 
 
 @dataclass
+class Prediction:
+    """The device's top-1 answer for one user input (`edgeq deploy --input DIR`)."""
+
+    input: str
+    top1: int
+    score: float  # the top-1 output value (a probability when the model ends in softmax)
+    reference_top1: int  # the host reference executor's answer for the same input
+
+
+@dataclass
 class Report:
     target: TargetInfo
     device: DeviceInfo
@@ -177,6 +187,7 @@ class Report:
     energy: Energy | None = None
     accuracy: Accuracy | None = None
     notes: list[str] = field(default_factory=list)
+    predictions: list[Prediction] = field(default_factory=list)
     edgeq_version: str = ""
     created: str = field(default_factory=lambda: _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"))
     schema_version: int = SCHEMA_VERSION

@@ -108,6 +108,28 @@ def blob_for(target: Target, model: Path, fmt: str | None, calib: Path | None, w
     return out
 
 
+def bundle_inputs(blob: Path, inputs: Path, workdir: Path) -> tuple[Path, list[str]]:
+    """A copy of the blob whose bundled test inputs are the user's images (preprocessed as the blob
+    records) with their host-reference outputs: the runner already runs bundled inputs on the device."""
+    from edgeq.packer import replace_tests
+    from edgeq.preprocess import image_files, load_images
+
+    g = read_blob(blob).graph
+    files = image_files(inputs)
+    replace_tests(g, load_images(files, g.metadata, blob.name))
+    out = workdir / ("inputs-" + blob.name)
+    write_blob(g, out)
+    return out, [f.name for f in files]
+
+
+def predictions(blob: Path, names: list[str], outputs: list) -> list[R.Prediction]:
+    """Per-input top-1 of the device outputs beside the host reference's."""
+    g = read_blob(blob).graph
+    ref = np.asarray(g.tensors[g.test_tensors(L.TENSOR_TEST_OUTPUT)[0]].array, np.float32).reshape(len(names), -1)
+    got = np.asarray(outputs, np.float32).reshape(len(names), -1)
+    return [R.Prediction(n, int(row.argmax()), float(row.max()), int(r.argmax())) for n, row, r in zip(names, got, ref)]
+
+
 def push_public_key(dev, signing: Signing, workdir: Path) -> None:
     """The device's runner checks the blob itself: it gets the public key as edgeq.pub."""
     if signing.public_key is not None:
@@ -188,6 +210,12 @@ def count_instructions(plan: Plan, runner: Path, blob: Path, timeout: float, sig
     return (totals[1] - totals[0]) // 10
 
 
+def kernels_by_format(formats: list[str], layer_kernels: list[str]) -> dict[str, str]:
+    """Weight format -> the kernels the runtime reported for it (names are tier/format_kind, e.g.
+    neon_dotprod/t2_block_matvec), so the report says what ran on the device, not what was hoped for."""
+    return {f: ", ".join(sorted({k for k in layer_kernels if f"/{f}_" in k})) or "none ran" for f in formats}
+
+
 def check_accuracy(blob_path: Path, outputs: list) -> dict:
     """Device outputs of the bundled inputs vs the host reference outputs stored in the blob."""
     g = read_blob(blob_path).graph
@@ -233,7 +261,8 @@ def _cosine_accuracy(g, spec: dict, got: np.ndarray, ref: np.ndarray, metrics: d
 
 def deploy(target_id: str, model: Path, *, fmt: str | None = None, connect: str | None = None,
            device: str | None = None, calib: Path | None = None, runs: int = 20, warmup: int = 3,
-           timeout: float = 600.0, progress=None, public_key: str | os.PathLike | None = None) -> R.Report:
+           timeout: float = 600.0, inputs: Path | None = None, progress=None,
+           public_key: str | os.PathLike | None = None) -> R.Report:
     """The whole pipeline; raises EdgeqError subclasses with one-line messages on failure."""
     from edgeq.build import build_runtime
 
@@ -244,6 +273,13 @@ def deploy(target_id: str, model: Path, *, fmt: str | None = None, connect: str 
     with tempfile.TemporaryDirectory(prefix="edgeq-deploy-") as tmp:
         step("packing")
         blob = blob_for(target, Path(model), fmt, calib, Path(tmp), signing)
+        names: list[str] = []
+        if inputs is not None:
+            if signing.public_key is not None:
+                raise EdgeqError("--input rewrites the blob's bundled inputs, which voids its signature: run the "
+                                 "images with `edgeq run`, or deploy without signature checking")
+            step("bundling the input images")
+            blob, names = bundle_inputs(blob, Path(inputs), Path(tmp))
         step("building runtime")
         build = build_runtime(target)
         step(f"running on {plan.url}")
@@ -252,6 +288,7 @@ def deploy(target_id: str, model: Path, *, fmt: str | None = None, connect: str 
         instructions = count_instructions(plan, build.runner, blob, timeout, signing)
         step("checking accuracy")
         metrics = check_accuracy(blob, data["outputs"])
+        per_input = predictions(blob, names, data["outputs"]) if names else []
         parsed = read_blob(blob)
         estimate = latency.predict_blob(target, blob)
         blob_bytes = blob.stat().st_size
@@ -267,8 +304,12 @@ def deploy(target_id: str, model: Path, *, fmt: str | None = None, connect: str 
     if instructions is not None:
         counted = R.build(R.InstructionCount, profile.instruction_count(instructions, "qemu insn plugin, per inference"))
         modelled.append(R.build(R.ModelledLatency, profile.modelled_from_instructions(target, instructions)))
-    energy = ModelledEnergy(target).energy(modelled[-1].ms, "modelled", modelled[-1].method)
     notes = []
+    energy = None
+    if target.section("power"):
+        energy = ModelledEnergy(target).energy(modelled[-1].ms, "modelled", modelled[-1].method)
+    else:
+        notes.append(f"target {target.id} has no [power] section: no energy figure")
     if signing.public_key is not None:
         from edgeq.blob.sign import key_id
 
@@ -285,8 +326,8 @@ def deploy(target_id: str, model: Path, *, fmt: str | None = None, connect: str 
         device=R.DeviceInfo(plan.url, desc.get("scheme", ""), desc.get("host", "") or "", bool(desc.get("emulated")),
                             plan.device_name, plan.default_connection),
         blob=R.BlobInfo(blob_name, blob_bytes, formats),
-        build=R.BuildInfo(str(build.runner), {f: "ref" for f in formats}, list(build.config.make_vars().get(
-            "TARGET_CFLAGS", "").split())),
+        build=R.BuildInfo(str(build.runner), kernels_by_format(formats, [x["kernel"] for x in data["layers"]]),
+                          list(build.config.make_vars().get("TARGET_CFLAGS", "").split())),
         verdict=R.Verdict(bool(metrics["passed"]), 0 if metrics["passed"] else AccuracyError.exit_code),
         latency=R.Latency(warmup, R.build(R.LatencyStats, stats), modelled, counted, R.build(R.LayerTable, table)),
         load=R.LoadTime(source, data["load_ns"] / 1e6, 0.0),
@@ -294,6 +335,7 @@ def deploy(target_id: str, model: Path, *, fmt: str | None = None, connect: str 
         energy=R.build(R.Energy, energy) if isinstance(energy, dict) else energy,
         accuracy=R.build(R.Accuracy, metrics),
         notes=notes,
+        predictions=per_input,
         edgeq_version=__version__,
     )
     if not metrics["passed"] and metrics.get("min_sample_cosine") is not None:
