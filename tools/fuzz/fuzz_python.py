@@ -1,0 +1,87 @@
+"""atheris harness for the Python parsers of untrusted files (docs/security.md, "Fuzzing").
+
+    python tools/fuzz/fuzz_python.py [libFuzzer flags] CORPUS_DIR [SEED_DIR ...]
+
+The input's first four bytes choose the parser, so one corpus holds all three kinds of seed:
+"EDGQ" -> edgeq.blob.read_blob (after the harness recomputes every CRC, so that a mutation reaches
+the parser instead of failing a checksum), "GGUF" -> the GGUF importer, anything else -> the .tflite
+importer. An EdgeqError (BlobError, ...) is the expected answer to a bad file; any other exception,
+a hang (-timeout) or running out of memory (-rss_limit_mb / -malloc_limit_mb) is a bug.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import sys
+import tempfile
+import zlib
+from pathlib import Path
+
+import atheris
+
+with atheris.instrument_imports(include=["edgeq"]):
+    from edgeq.blob import layout as L
+    from edgeq.blob import read_blob
+    from edgeq.blob.writer import file_crc, header_crc
+    from edgeq.errors import EdgeqError
+    from edgeq.importers.gguf_import import from_gguf_file
+    from edgeq.importers.tflite_import import from_tflite
+
+HEADER = ctypes.sizeof(L.edgeq_header_t)
+SECTION = ctypes.sizeof(L.edgeq_section_t)
+CRC_AT = L.edgeq_header_t.header_crc.offset
+WORK = Path(tempfile.mkdtemp(prefix="edgeq-fuzz-", dir="/dev/shm" if os.path.isdir("/dev/shm") else None))
+
+
+def reseal(data: bytes) -> bytes:
+    """The blob with every CRC its section table allows recomputed (sections in bounds only)."""
+    buf = bytearray(data)
+    if len(buf) < HEADER:
+        return data
+    header = L.edgeq_header_t.from_buffer_copy(buf[:HEADER])
+    n = min(header.n_sections, 16)
+    sig_span = None
+    for i in range(n):
+        at = HEADER + i * SECTION
+        if at + SECTION > len(buf):
+            return data
+        sec = L.edgeq_section_t.from_buffer_copy(buf[at : at + SECTION])
+        if sec.offset + sec.size <= len(buf):
+            if sec.kind == L.SECTION_SIGNATURE:
+                sig_span = (sec.offset, sec.offset + sec.size)
+            sec.crc32 = zlib.crc32(buf[sec.offset : sec.offset + sec.size]) & 0xFFFFFFFF
+            buf[at : at + SECTION] = bytes(sec)
+    buf[CRC_AT : CRC_AT + 8] = bytes(8)
+    buf[CRC_AT : CRC_AT + 4] = header_crc(buf, n).to_bytes(4, "little")
+    buf[CRC_AT + 4 : CRC_AT + 8] = file_crc(buf, sig_span).to_bytes(4, "little")
+    return bytes(buf)
+
+
+def parse(data: bytes) -> None:
+    """Runs the parser the magic selects; lets anything but EdgeqError escape."""
+    if data[:4] == L.MAGIC:
+        path, data, read = WORK / "input.edgeq", reseal(data), read_blob
+    elif data[:4] == b"GGUF":
+        path, read = WORK / "input.gguf", from_gguf_file
+    else:
+        path, read = WORK / "input.tflite", from_tflite
+    path.write_bytes(data)
+    try:
+        read(path)
+    except EdgeqError:
+        pass
+
+
+def main() -> None:
+    atheris.Setup(sys.argv, lambda data: parse(bytes(data)))
+    try:
+        atheris.Fuzz()
+    finally:
+        for p in WORK.iterdir():
+            p.unlink()
+        WORK.rmdir()
+
+
+if __name__ == "__main__":
+    main()

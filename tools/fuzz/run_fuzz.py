@@ -1,0 +1,187 @@
+"""Builds and runs the fuzzers for a bounded time and prints executions, coverage and crashes.
+
+    python tools/fuzz/run_fuzz.py [--seconds 300] [--runs N] [--only c|python] [--work DIR]
+
+c       tools/fuzz/fuzz_runtime.c: libFuzzer + ASan + UBSan over the C loader and executor (clang-14)
+python  tools/fuzz/fuzz_python.py: atheris over the blob reader and the GGUF / .tflite importers
+
+Corpora grow in WORK/corpus_{c,python} across runs; crash reproducers land in WORK/crashes. The
+instrumented runtime is built once per source version into the edgeq cache (like edgeq.runtime).
+Exit status 1 if any harness found a crash. `make fuzz` runs this; tests/test_fuzz.py runs it briefly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+HERE = ROOT / "tools" / "fuzz"
+RUNTIME = ROOT / "runtimes"
+CLANG = "clang-14"
+SANITIZERS = "address,undefined"
+# The fuzz build: no CRC checks (EDGEQ_SKIP_CRC); the harness passes no public key, so no signature check.
+MAKE_VARS = {"CC": CLANG, "SKIP_CRC": "1", "OPT": "-O1",
+             "TARGET_CFLAGS": f"-g -fsanitize=fuzzer-no-link,{SANITIZERS} -fno-sanitize-recover=all "
+                              "-fno-omit-frame-pointer",
+             # comparison tracing in the kernels' inner loops cost half the time and finds nothing the
+             # edge counters do not: the kernels keep coverage and sanitizers, not cmp tracing
+             "KERNEL_CFLAGS": "-fno-sanitize-coverage=trace-cmp"}
+ARTIFACTS = ("crash-", "leak-", "timeout-", "oom-", "slow-unit-")
+
+
+@dataclass
+class Result:
+    """What one bounded run of a harness did (all figures measured from libFuzzer's own output)."""
+
+    harness: str
+    executions: int = 0
+    exec_per_s: int = 0
+    coverage: int = 0      # libFuzzer `cov:`: instrumented edges (C) / bytecode branches (Python) reached
+    features: int = 0      # libFuzzer `ft:`: coverage features (edges x hit-count buckets, ...)
+    counters: int = 0      # instrumented edges in the binary / modules (denominator of coverage)
+    corpus: int = 0
+    crashes: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def line(self) -> str:
+        share = f" of {self.counters}" if self.counters else ""
+        return (f"{self.harness}: {self.executions} executions ({self.exec_per_s}/s) in {self.seconds:.0f} s, "
+                f"coverage {self.coverage}{share} edges, {self.features} features, corpus {self.corpus}, "
+                f"{len(self.crashes)} crash(es) (measured)")
+
+
+def harness_key() -> str:
+    """Hash of the runtime sources, the harness, the make variables and the compiler version."""
+    from edgeq.build.builder import source_files
+
+    version = subprocess.run([CLANG, "--version"], capture_output=True, text=True, check=True).stdout.split("\n")[0]
+    h = hashlib.sha256(json.dumps({"vars": MAKE_VARS, "cc": version}, sort_keys=True).encode())
+    for path in [*source_files(RUNTIME), HERE / "fuzz_runtime.c"]:
+        h.update(str(path.relative_to(ROOT)).encode() + b"\0" + path.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def build_c_harness() -> Path:
+    """The libFuzzer binary, built once per source version (temp dir + rename, as edgeq.runtime)."""
+    from edgeq.build.builder import cache_root, run_make
+
+    if shutil.which(CLANG) is None:
+        raise SystemExit(f"{CLANG} not found: install clang-14 and libclang-rt-14-dev (tools/bootstrap.sh)")
+    final = cache_root() / "fuzz" / f"fuzz_runtime-{harness_key()}"
+    binary = final / "fuzz_runtime"
+    if binary.is_file():
+        return binary
+    final.parent.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix=f".{final.name}-", dir=final.parent))
+    try:
+        run_make(RUNTIME, ["-s", f"BUILD={stage}", *[f"{k}={v}" for k, v in MAKE_VARS.items()],
+                           str(stage / "libedgeq.a")])
+        subprocess.run([CLANG, "-std=c11", "-g", "-O1", "-Wall", "-Wextra", "-Werror", f"-I{RUNTIME / 'include'}",
+                        f"-fsanitize=fuzzer,{SANITIZERS}", "-fno-sanitize-recover=all", str(HERE / "fuzz_runtime.c"),
+                        str(stage / "libedgeq.a"), "-lm", "-pthread", "-o", str(stage / "fuzz_runtime")], check=True)
+        try:
+            stage.rename(final)
+        except OSError:  # a concurrent build of the same sources won
+            if not binary.is_file():
+                raise
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+    return binary
+
+
+def seeds(work: Path) -> Path:
+    """Seed corpora (tools/fuzz/make_seeds.py), written once per work directory."""
+    out = work / "seeds"
+    if not (out / "blob").is_dir():
+        subprocess.run([sys.executable, str(HERE / "make_seeds.py"), str(out)], check=True, env=_env())
+    return out
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    return env
+
+
+def parse_log(harness: str, log: str, crashes: list[str]) -> Result:
+    """Executions and coverage from libFuzzer's status lines and final stats."""
+    r = Result(harness, crashes=crashes)
+    status = re.findall(r"^#(\d+)\s+\w+\s+cov: (\d+) ft: (\d+) corp: (\d+)", log, re.MULTILINE)
+    if status:
+        _, cov, ft, corp = status[-1]
+        r.coverage, r.features, r.corpus = int(cov), int(ft), int(corp)
+    if m := re.search(r"stat::number_of_executed_units: (\d+)", log):
+        r.executions = int(m.group(1))
+    if m := re.search(r"stat::average_exec_per_sec:\s+(\d+)", log):
+        r.exec_per_s = int(m.group(1))
+    r.counters = sum(int(n) for n in re.findall(r"\((\d+) inline 8-bit counters\)", log))
+    return r
+
+
+def run(harness: str, work: Path, seconds: int, runs: int | None, extra: list[str] | None = None) -> Result:
+    """One bounded libFuzzer/atheris run; crash reproducers are kept in work/crashes."""
+    import time
+
+    seed_dir = seeds(work)
+    corpus, crash_dir = work / f"corpus_{harness}", work / "crashes"
+    corpus.mkdir(parents=True, exist_ok=True)
+    crash_dir.mkdir(parents=True, exist_ok=True)
+    if harness == "c":
+        cmd = [str(build_c_harness())]
+        inputs = [seed_dir / "blob"]
+    else:
+        cmd = [sys.executable, str(HERE / "fuzz_python.py")]
+        inputs = [seed_dir / "blob", seed_dir / "gguf", seed_dir / "tflite"]
+    flags = [f"-max_total_time={seconds}", "-timeout=10", "-rss_limit_mb=2048", "-malloc_limit_mb=1024",
+             "-print_final_stats=1", f"-artifact_prefix={crash_dir}/{harness}-", *(extra or [])]
+    if runs:
+        flags.append(f"-runs={runs}")
+    before = set(os.listdir(crash_dir))
+    env = _env()
+    env.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0")
+    env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1")
+    t0 = time.monotonic()
+    proc = subprocess.run([*cmd, *flags, str(corpus), *map(str, inputs)], capture_output=True, text=True,
+                          env=env, check=False)
+    log = proc.stdout + proc.stderr
+    (work / f"{harness}.log").write_text(log)
+    crashes = sorted(str(crash_dir / f) for f in set(os.listdir(crash_dir)) - before if f.startswith(
+        tuple(f"{harness}-{a}" for a in ARTIFACTS)))
+    r = parse_log(harness, log, crashes)
+    r.seconds = time.monotonic() - t0
+    if proc.returncode and not crashes:  # died without an artifact: report the log tail as a failure
+        r.crashes.append(f"exit {proc.returncode} without a reproducer; see {work / f'{harness}.log'}")
+    return r
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--seconds", type=int, default=int(os.environ.get("FUZZ_SECONDS", "300")),
+                    help="per harness (default FUZZ_SECONDS or 300)")
+    ap.add_argument("--runs", type=int, help="stop after this many executions instead")
+    ap.add_argument("--only", choices=["c", "python"])
+    ap.add_argument("--work", type=Path, default=ROOT / "build" / "fuzz")
+    ap.add_argument("--json", type=Path, help="also write the results here")
+    args = ap.parse_args()
+    results = [run(h, args.work, args.seconds, args.runs) for h in ("c", "python") if args.only in (None, h)]
+    for r in results:
+        print(r.line())
+        for c in r.crashes:
+            print(f"  reproducer: {c}")
+    if args.json:
+        args.json.write_text(json.dumps([asdict(r) for r in results], indent=2))
+    sys.exit(1 if any(r.crashes for r in results) else 0)
+
+
+if __name__ == "__main__":
+    main()
