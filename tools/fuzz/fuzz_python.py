@@ -7,12 +7,16 @@ The input's first four bytes choose the parser, so one corpus holds all three ki
 the parser instead of failing a checksum), "GGUF" -> the GGUF importer, anything else -> the .tflite
 importer. An EdgeqError (BlobError, ...) is the expected answer to a bad file; any other exception,
 a hang (-timeout) or running out of memory (-rss_limit_mb / -malloc_limit_mb) is a bug.
+
+As in the C harness, half of the mutations of a blob are structure-aware: one field of one tensor
+record, graph header or op record set to a boundary value; the rest are libFuzzer's byte mutations.
 """
 
 from __future__ import annotations
 
 import ctypes
 import os
+import random
 import sys
 import tempfile
 import zlib
@@ -58,6 +62,69 @@ def reseal(data: bytes) -> bytes:
     return bytes(buf)
 
 
+INTERESTING = [0, 1, 2, -1, -2, 3, 4, 7, 8, 15, 16, 31, 32, 63, 64, 65, 127, 128, -128, -129, 255, 256, 1 << 16,
+               1 << 30, (1 << 30) + 1, 0x7FFFFFFF, -0x80000000, 0xFFFFFFFF, 1 << 40, -(1 << 62)]
+RECORDS = {L.SECTION_TENSORS: (0, L.edgeq_tensor_t), L.SECTION_GRAPH: (ctypes.sizeof(L.edgeq_graph_t), L.edgeq_op_t)}
+
+
+def _fields(cls) -> list[tuple[int, int]]:
+    """(offset, size) of every scalar and array element of a ctypes record."""
+    out = []
+    for name, ctype in cls._fields_:
+        desc = getattr(cls, name)
+        if issubclass(ctype, ctypes.Array):
+            item = ctypes.sizeof(ctype._type_)
+            out += [(desc.offset + i * item, item) for i in range(ctype._length_)]
+        else:
+            out.append((desc.offset, desc.size))
+    return out
+
+
+FIELDS = {cls: _fields(cls) for cls in (L.edgeq_tensor_t, L.edgeq_op_t, L.edgeq_graph_t)}
+
+
+def mutate_record(data: bytes, rng: random.Random) -> bytes | None:
+    """One field of a tensor record, op record or the graph header set to a boundary value."""
+    if len(data) < HEADER:
+        return None
+    header = L.edgeq_header_t.from_buffer_copy(data[:HEADER])
+    sections = []
+    for i in range(min(header.n_sections, 16)):
+        at = HEADER + i * SECTION
+        if at + SECTION <= len(data):
+            sec = L.edgeq_section_t.from_buffer_copy(data[at : at + SECTION])
+            if sec.kind in RECORDS and sec.offset + sec.size <= len(data):
+                sections.append(sec)
+    if not sections:
+        return None
+    sec = rng.choice(sections)
+    first, cls = RECORDS[sec.kind]
+    size = ctypes.sizeof(cls)
+    n = (sec.size - first) // size
+    if sec.kind == L.SECTION_GRAPH and (n <= 0 or rng.random() < 0.25):
+        start, cls = sec.offset, L.edgeq_graph_t
+        if sec.size < ctypes.sizeof(cls):
+            return None
+    elif n > 0:
+        start = sec.offset + first + rng.randrange(n) * size
+    else:
+        return None
+    at, width = rng.choice(FIELDS[cls])
+    value = rng.choice(INTERESTING) & ((1 << (8 * width)) - 1)
+    buf = bytearray(data)
+    buf[start + at : start + at + width] = value.to_bytes(width, "little")
+    return bytes(buf)
+
+
+def mutate(data: bytes, max_size: int, seed: int) -> bytes:
+    rng = random.Random(seed)
+    if data[:4] == L.MAGIC and rng.random() < 0.5:
+        mutated = mutate_record(data, rng)
+        if mutated is not None:
+            return mutated
+    return atheris.Mutate(data, max_size)
+
+
 def parse(data: bytes) -> None:
     """Runs the parser the magic selects; lets anything but EdgeqError escape."""
     if data[:4] == L.MAGIC:
@@ -74,7 +141,7 @@ def parse(data: bytes) -> None:
 
 
 def main() -> None:
-    atheris.Setup(sys.argv, lambda data: parse(bytes(data)))
+    atheris.Setup(sys.argv, lambda data: parse(bytes(data)), custom_mutator=mutate)
     try:
         atheris.Fuzz()
     finally:

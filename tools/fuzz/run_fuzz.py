@@ -118,8 +118,8 @@ def parse_log(harness: str, log: str, crashes: list[str]) -> Result:
     r = Result(harness, crashes=crashes)
     status = re.findall(r"^#(\d+)\s+\w+\s+cov: (\d+) ft: (\d+) corp: (\d+)", log, re.MULTILINE)
     if status:
-        _, cov, ft, corp = status[-1]
-        r.coverage, r.features, r.corpus = int(cov), int(ft), int(corp)
+        n, cov, ft, corp = status[-1]
+        r.executions, r.coverage, r.features, r.corpus = int(n), int(cov), int(ft), int(corp)
     if m := re.search(r"stat::number_of_executed_units: (\d+)", log):
         r.executions = int(m.group(1))
     if m := re.search(r"stat::average_exec_per_sec:\s+(\d+)", log):
@@ -151,16 +151,17 @@ def run(harness: str, work: Path, seconds: int, runs: int | None, extra: list[st
     env.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0")
     env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1")
     t0 = time.monotonic()
-    proc = subprocess.run([*cmd, *flags, str(corpus), *map(str, inputs)], capture_output=True, text=True,
-                          env=env, check=False)
-    log = proc.stdout + proc.stderr
-    (work / f"{harness}.log").write_text(log)
+    log_path = work / f"{harness}.log"  # written as the run goes: `tail -f` it to watch a campaign
+    with open(log_path, "w") as log_file:
+        proc = subprocess.run([*cmd, *flags, str(corpus), *map(str, inputs)], stdout=log_file,
+                              stderr=subprocess.STDOUT, env=env, check=False)
+    log = log_path.read_text(errors="replace")
     crashes = sorted(str(crash_dir / f) for f in set(os.listdir(crash_dir)) - before if f.startswith(
         tuple(f"{harness}-{a}" for a in ARTIFACTS)))
     r = parse_log(harness, log, crashes)
     r.seconds = time.monotonic() - t0
     if proc.returncode and not crashes:  # died without an artifact: report the log tail as a failure
-        r.crashes.append(f"exit {proc.returncode} without a reproducer; see {work / f'{harness}.log'}")
+        r.crashes.append(f"exit {proc.returncode} without a reproducer; see {log_path}")
     return r
 
 
