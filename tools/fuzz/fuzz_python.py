@@ -35,7 +35,7 @@ with atheris.instrument_imports(include=["edgeq"]):
 HEADER = ctypes.sizeof(L.edgeq_header_t)
 SECTION = ctypes.sizeof(L.edgeq_section_t)
 CRC_AT = L.edgeq_header_t.header_crc.offset
-WORK = Path(tempfile.mkdtemp(prefix="edgeq-fuzz-", dir="/dev/shm" if os.path.isdir("/dev/shm") else None))
+WORK = Path(".")  # main() points this at a private temp dir (in RAM where /dev/shm exists)
 
 
 def reseal(data: bytes) -> bytes:
@@ -141,6 +141,8 @@ def parse(data: bytes) -> None:
 
 
 def main() -> None:
+    global WORK
+    WORK = Path(tempfile.mkdtemp(prefix="edgeq-fuzz-", dir="/dev/shm" if os.path.isdir("/dev/shm") else None))
     atheris.Setup(sys.argv, lambda data: parse(bytes(data)), custom_mutator=mutate)
     try:
         atheris.Fuzz()
