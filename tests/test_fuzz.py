@@ -27,10 +27,15 @@ SECONDS = int(os.environ.get("EDGEQ_FUZZ_TEST_SECONDS", "30"))
 MIN_COVERAGE = {"c": 700, "python": 400}
 
 
+@pytest.fixture(scope="module")
+def seed_dir(tmp_path_factory) -> Path:
+    return run_fuzz.seeds(tmp_path_factory.mktemp("fuzz"))
+
+
 @pytest.mark.fuzz
 @pytest.mark.parametrize("harness", ["c", "python"])
-def test_bounded_run_finds_no_crash(harness, tmp_path):
-    r = run_fuzz.run(harness, tmp_path, SECONDS, None)
+def test_bounded_run_finds_no_crash(harness, tmp_path, seed_dir):
+    r = run_fuzz.run(harness, tmp_path, SECONDS, None, seed_dir)
     assert not r.crashes, f"{r.line()}\n" + (tmp_path / f"{harness}.log").read_text()[-4000:]
     assert r.executions > 500, r.line()
     assert r.coverage >= MIN_COVERAGE[harness], r.line()
@@ -115,3 +120,15 @@ def test_structure_aware_mutator_changes_one_record_field():
         if diff.size:
             assert diff[-1] - diff[0] < 8  # one field: at most 8 adjacent bytes
     assert changed > 100
+
+
+def test_python_harness_lets_unexpected_exceptions_through(monkeypatch, tmp_path):
+    """Only EdgeqError is an expected answer: anything else escapes parse() and libFuzzer reports it."""
+    pytest.importorskip("atheris")
+    import fuzz_python
+
+    monkeypatch.setattr(fuzz_python, "WORK", tmp_path)
+    monkeypatch.setattr(fuzz_python, "from_tflite", lambda path: [][1])
+    fuzz_python.parse(b"EDGQ" + bytes(60))  # a truncated blob: BlobError, swallowed
+    with pytest.raises(IndexError):
+        fuzz_python.parse(b"TFL3 not really")
