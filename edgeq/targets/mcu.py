@@ -142,12 +142,14 @@ def _public_symbols(nm: str, objects: list[Path], header: Path) -> list[str]:
 def runtime_code_size(target: Target, source: Path = RUNTIME_DIR) -> CodeSize | None:
     """Code size of the runtime's library sources built for the target's core with arm-none-eabi-gcc.
 
-    Compiles runtimes' src/ and kernels/{ref,cortex_m}/ .c files (not programs with a main) with the
-    target's flags, links them with --gc-sections against newlib-nano keeping every function declared
-    in include/edgeq/edgeq.h, and subtracts an empty program's size. Falls back to summing the object
-    files when that link fails. None when the runtime has no C sources yet. Cached by content hash.
+    Compiles runtimes' src/, kernels/{ref,cortex_m}/ and third_party/monocypher/ (signature check) .c
+    files (not programs with a main) with the target's flags, links them with --gc-sections against
+    newlib-nano keeping every function declared in include/edgeq/edgeq.h, and subtracts an empty
+    program's size. Falls back to summing the object files when that link fails. None when the
+    runtime has no C sources yet. Cached by content hash.
     """
-    files = [p for d in ("src", "kernels/ref", "kernels/cortex_m") for p in sorted((source / d).glob("*.c"))]
+    files = [p for d in ("src", "kernels/ref", "kernels/cortex_m", "third_party/monocypher")
+             for p in sorted((source / d).glob("*.c"))]
     files = [p for p in files if not re.search(r"\bint\s+main\s*\(", p.read_text(errors="replace"))]
     if not files:
         return None
@@ -160,7 +162,7 @@ def runtime_code_size(target: Target, source: Path = RUNTIME_DIR) -> CodeSize | 
     if cache.is_file():
         return CodeSize(**json.loads(cache.read_text()))
     prefix = cc[: -len("gcc")] if cc.endswith("gcc") else ""
-    includes = [f"-I{source / 'include'}", f"-I{source / 'src'}"]
+    includes = [f"-I{source / 'include'}", f"-I{source / 'src'}", f"-I{source / 'third_party/monocypher'}"]
     with tempfile.TemporaryDirectory() as tmp:
         tmp_dir = Path(tmp)
         objects = []
