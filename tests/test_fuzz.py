@@ -128,7 +128,10 @@ def test_python_harness_lets_unexpected_exceptions_through(monkeypatch, tmp_path
     import fuzz_python
 
     monkeypatch.setattr(fuzz_python, "WORK", tmp_path)
-    monkeypatch.setattr(fuzz_python, "from_tflite", lambda path: [][1])
+    def broken_importer(path):
+        raise IndexError("list index out of range")
+
+    monkeypatch.setattr(fuzz_python, "from_tflite", broken_importer)
     fuzz_python.parse(b"EDGQ" + bytes(60))  # a truncated blob: BlobError, swallowed
     with pytest.raises(IndexError):
         fuzz_python.parse(b"TFL3 not really")

@@ -3,8 +3,9 @@
  *
  * Each input is a whole blob. It is copied to a 64-byte aligned buffer (the runtime requires it, as
  * an mmap gives), sized with edgeq_arena_size, loaded with edgeq_create into a caller arena and, if
- * it loads, run once on all-zero inputs and once on input bytes drawn from the blob itself, after
- * which every accessor is called. The runtime is built with EDGEQ_SKIP_CRC (and no public key is
+ * it loads, run on a batch of 1 or 2 samples of pseudo-random input bytes seeded from the blob, after which
+ * every accessor is called -- with the reference kernels on one thread and with a SIMD tier on two,
+ * whose outputs must equal the reference's bit for bit (a differential check of every kernel). The runtime is built with EDGEQ_SKIP_CRC (and no public key is
  * given, so no signature is checked): a mutation that would only fail a checksum reaches the parser.
  *
  * The custom mutator is structure-aware: half of the time it parses the section table of the input
@@ -23,6 +24,7 @@
 #include "edgeq/edgeq_blob.h"
 
 #define MAX_BLOB (4u << 20)
+#define MAX_BATCH 2 /* runs of 1 or 2 samples: the matrix-vector and the batched (GEMM) kernels */
 /* Models whose arena exceeds this are not created or run (edgeq_arena_size has validated and planned
  * them in full): 1 MB is 16x the largest seed's arena, and a mutant that grows an activation to
  * hundreds of MB would spend the campaign in memset and kernels instead of in new code paths. */
@@ -41,13 +43,13 @@ static uint32_t next_random(uint32_t *s) {
     return *s;
 }
 
-static void fill_inputs(edgeq_model_t *m, uint32_t seed) {
+static void fill_inputs(edgeq_model_t *m, uint32_t batch, uint32_t seed) {
     uint32_t i;
     for (i = 0; i < edgeq_num_inputs(m); i++) {
         edgeq_tensor_info_t info;
         size_t k;
         if (edgeq_input(m, i, &info) != EDGEQ_OK) abort();
-        for (k = 0; k < info.sample_bytes; k++) ((uint8_t *)info.data)[k] = (uint8_t)next_random(&seed);
+        for (k = 0; k < batch * info.sample_bytes; k++) ((uint8_t *)info.data)[k] = (uint8_t)next_random(&seed);
     }
 }
 
@@ -87,6 +89,8 @@ static edgeq_model_t *load(size_t size, uint32_t tier, void **arena) {
     edgeq_status_t st;
     edgeq_default_options(&options);
     options.tier = tier;
+    options.max_batch = MAX_BATCH;
+    options.threads = tier == EDGEQ_TIER_REF ? 1 : 2; /* the SIMD run also splits each layer over 2 threads */
     st = edgeq_arena_size(blob, size, &options, &arena_bytes, &diag);
     if (st != EDGEQ_OK) {
         if (diag.status != st || !memchr(diag.message, 0, sizeof diag.message) || !diag.message[0]) abort();
@@ -101,31 +105,32 @@ static edgeq_model_t *load(size_t size, uint32_t tier, void **arena) {
 
 /* Output bytes of the last run, back to back, into out (at most OUT_MAX); returns the count. */
 #define OUT_MAX (1u << 20)
-static size_t outputs(const edgeq_model_t *m, uint8_t *out) {
+static size_t outputs(const edgeq_model_t *m, uint32_t batch, uint8_t *out) {
     size_t n = 0;
     uint32_t i;
     for (i = 0; i < edgeq_num_outputs(m); i++) {
         edgeq_tensor_info_t info;
         size_t k = 0;
         if (edgeq_output(m, i, &info) != EDGEQ_OK) abort();
-        for (; k < info.sample_bytes && n < OUT_MAX; k++) out[n++] = ((const uint8_t *)info.data)[k];
+        for (; k < batch * info.sample_bytes && n < OUT_MAX; k++) out[n++] = ((const uint8_t *)info.data)[k];
     }
     return n;
 }
 
 static uint8_t ref_out[OUT_MAX], tier_out[OUT_MAX];
 
-/* Every model that loads runs on the reference kernels and then on one SIMD tier (AVX2 or AVX-VNNI,
- * picked by the input's hash, if the CPU has it); the tier must reproduce the reference bit for bit
- * (docs/runtime.md). One tier per input rather than all: the reference kernels under ASan dominate
+/* Every model that loads runs on the reference kernels (1 thread) and then on one SIMD tier (AVX2 or
+ * AVX-VNNI, picked by the input's hash, if the CPU has it; 2 threads); the tier must reproduce the
+ * reference bit for bit (docs/runtime.md). One tier per input rather than all: the reference kernels under ASan dominate
  * the time, and the campaign reaches both tiers over its inputs. */
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     size_t ref_n = 0, k;
-    uint32_t seed = 2463534242u, tiers[2] = {EDGEQ_TIER_REF, EDGEQ_TIER_AVX2}, t;
+    uint32_t seed = 2463534242u, tiers[2] = {EDGEQ_TIER_REF, EDGEQ_TIER_AVX2}, t, batch;
     if (size > MAX_BLOB) return -1;
     memcpy(blob, data, size);
     for (k = 0; k < size && k < 64; k++) seed = seed * 31u + data[size - 1 - k];
     if (seed & 0x100) tiers[1] = EDGEQ_TIER_AVXVNNI;
+    batch = 1 + ((seed >> 9) & 1);
     for (t = 0; t < 2; t++) {
         void *arena = NULL;
         edgeq_model_t *model = load(size, tiers[t], &arena);
@@ -134,19 +139,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             free(arena);
             return 0; /* refused, too large, or (SIMD tier) not on this CPU: EDGEQ_E_TIER */
         }
-        fill_inputs(model, seed | 1u);
-        st = edgeq_run(model, 1);
+        fill_inputs(model, batch, seed | 1u);
+        st = edgeq_run(model, batch);
         if (st != EDGEQ_OK && !edgeq_last_error(model)[0]) abort();
         if (st == EDGEQ_OK) {
             fuzz_sink = touch_results(model);
             if (t == 0) {
-                ref_n = outputs(model, ref_out);
-            } else if (outputs(model, tier_out) != ref_n || memcmp(tier_out, ref_out, ref_n)) {
+                ref_n = outputs(model, batch, ref_out);
+            } else if (outputs(model, batch, tier_out) != ref_n || memcmp(tier_out, ref_out, ref_n)) {
                 fprintf(stderr, "tier %s differs from the reference kernels\n", edgeq_kernel_tier(model));
                 abort();
             }
         }
-        if (edgeq_run(model, 2) != EDGEQ_E_BATCH) abort(); /* max_batch is 1 */
+        if (edgeq_run(model, MAX_BATCH + 1) != EDGEQ_E_BATCH) abort(); /* above max_batch */
         edgeq_destroy(model);
         free(arena);
     }

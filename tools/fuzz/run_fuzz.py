@@ -128,11 +128,12 @@ def parse_log(harness: str, log: str, crashes: list[str]) -> Result:
     return r
 
 
-def run(harness: str, work: Path, seconds: int, runs: int | None, extra: list[str] | None = None) -> Result:
-    """One bounded libFuzzer/atheris run; crash reproducers are kept in work/crashes."""
+def run(harness: str, work: Path, seconds: int, runs: int | None, seed_dir: Path | None = None) -> Result:
+    """One bounded libFuzzer/atheris run (seeds from seed_dir, else made in work/seeds); crash
+    reproducers are kept in work/crashes."""
     import time
 
-    seed_dir = seeds(work)
+    seed_dir = seed_dir or seeds(work)
     corpus, crash_dir = work / f"corpus_{harness}", work / "crashes"
     corpus.mkdir(parents=True, exist_ok=True)
     crash_dir.mkdir(parents=True, exist_ok=True)
@@ -143,7 +144,7 @@ def run(harness: str, work: Path, seconds: int, runs: int | None, extra: list[st
         cmd = [sys.executable, str(HERE / "fuzz_python.py")]
         inputs = [seed_dir / "blob", seed_dir / "gguf", seed_dir / "tflite"]
     flags = [f"-max_total_time={seconds}", "-timeout=10", "-rss_limit_mb=2048", "-malloc_limit_mb=1024",
-             "-print_final_stats=1", f"-artifact_prefix={crash_dir}/{harness}-", *(extra or [])]
+             "-print_final_stats=1", f"-artifact_prefix={crash_dir}/{harness}-"]
     if runs:
         flags.append(f"-runs={runs}")
     before = set(os.listdir(crash_dir))
