@@ -1,6 +1,7 @@
 """Builds and runs the fuzzers for a bounded time and prints executions, coverage and crashes.
 
     python tools/fuzz/run_fuzz.py [--seconds 300] [--runs N] [--only c|python] [--work DIR]
+    python tools/fuzz/run_fuzz.py --coverage-report [--work DIR]    # llvm-cov of the C corpus
 
 c       tools/fuzz/fuzz_runtime.c: libFuzzer + ASan + UBSan over the C loader and executor (clang-14)
 python  tools/fuzz/fuzz_python.py: atheris over the blob reader and the GGUF / .tflite importers
@@ -99,6 +100,30 @@ def build_c_harness() -> Path:
     return binary
 
 
+def coverage_report(corpus: Path, work: Path) -> str:
+    """llvm-cov line/region coverage of the runtime's sources when the corpus is replayed once
+    through a build with source-based coverage (no sanitizers): which code the campaign reached."""
+    from edgeq.build.builder import run_make
+
+    build = work.resolve() / "llvm-cov"
+    shutil.rmtree(build, ignore_errors=True)
+    flags = "-g -fprofile-instr-generate -fcoverage-mapping"
+    run_make(RUNTIME, ["-s", f"BUILD={build}", f"CC={CLANG}", "SKIP_CRC=1", "OPT=-O1", f"TARGET_CFLAGS={flags}",
+                       str(build / "libedgeq.a")])
+    binary = build / "fuzz_runtime"
+    subprocess.run([CLANG, "-std=c11", *flags.split(), f"-I{RUNTIME / 'include'}", "-fsanitize=fuzzer",
+                    str(HERE / "fuzz_runtime.c"), str(build / "libedgeq.a"), "-lm", "-pthread", "-o", str(binary)],
+                   check=True)
+    env = {**os.environ, "LLVM_PROFILE_FILE": str(build / "replay.profraw")}
+    subprocess.run([str(binary), "-runs=0", str(corpus)], env=env, capture_output=True, check=True)
+    subprocess.run(["llvm-profdata-14", "merge", "-sparse", str(build / "replay.profraw"), "-o",
+                    str(build / "replay.profdata")], check=True)
+    sources = sorted(str(p) for p in [*(RUNTIME / "src").glob("*.c"), *(RUNTIME / "kernels").glob("*/*.c")])
+    out = subprocess.run(["llvm-cov-14", "report", str(binary), f"-instr-profile={build / 'replay.profdata'}",
+                          *sources], capture_output=True, text=True, check=True).stdout
+    return out.replace(str(RUNTIME) + "/", "")
+
+
 def seeds(work: Path) -> Path:
     """Seed corpora (tools/fuzz/make_seeds.py), written once per work directory."""
     out = work / "seeds"
@@ -174,7 +199,12 @@ def main() -> None:
     ap.add_argument("--only", choices=["c", "python"])
     ap.add_argument("--work", type=Path, default=ROOT / "build" / "fuzz")
     ap.add_argument("--json", type=Path, help="also write the results here")
+    ap.add_argument("--coverage-report", action="store_true",
+                    help="no fuzzing: llvm-cov per-file coverage of the runtime over WORK/corpus_c")
     args = ap.parse_args()
+    if args.coverage_report:
+        print(coverage_report(args.work / "corpus_c", args.work))
+        return
     results = [run(h, args.work, args.seconds, args.runs) for h in ("c", "python") if args.only in (None, h)]
     for r in results:
         print(r.line())
