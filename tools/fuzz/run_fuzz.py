@@ -1,7 +1,7 @@
 """Builds and runs the fuzzers for a bounded time and prints executions, coverage and crashes.
 
     python tools/fuzz/run_fuzz.py [--seconds 300] [--runs N] [--only c|python] [--work DIR]
-    python tools/fuzz/run_fuzz.py --coverage-report [--work DIR]    # llvm-cov of the C corpus
+    python tools/fuzz/run_fuzz.py --coverage-report [--only c|python] [--work DIR]   # per-file coverage
 
 c       tools/fuzz/fuzz_runtime.c: libFuzzer + ASan + UBSan over the C loader and executor (clang-14)
 python  tools/fuzz/fuzz_python.py: atheris over the blob reader and the GGUF / .tflite importers
@@ -100,8 +100,8 @@ def build_c_harness() -> Path:
     return binary
 
 
-def coverage_report(corpus: Path, work: Path) -> str:
-    """llvm-cov line/region coverage of the runtime's sources when the corpus is replayed once
+def coverage_report(corpus: list[Path], work: Path) -> str:
+    """llvm-cov line/region coverage of the runtime's sources when the corpus (and seeds) replay once
     through a build with source-based coverage (no sanitizers): which code the campaign reached."""
     from edgeq.build.builder import run_make
 
@@ -115,13 +115,60 @@ def coverage_report(corpus: Path, work: Path) -> str:
                     str(HERE / "fuzz_runtime.c"), str(build / "libedgeq.a"), "-lm", "-pthread", "-o", str(binary)],
                    check=True)
     env = {**os.environ, "LLVM_PROFILE_FILE": str(build / "replay.profraw")}
-    subprocess.run([str(binary), "-runs=0", str(corpus)], env=env, capture_output=True, check=True)
+    subprocess.run([str(binary), "-runs=0", *map(str, corpus)], env=env, capture_output=True, check=True)
     subprocess.run(["llvm-profdata-14", "merge", "-sparse", str(build / "replay.profraw"), "-o",
                     str(build / "replay.profdata")], check=True)
     sources = sorted(str(p) for p in [*(RUNTIME / "src").glob("*.c"), *(RUNTIME / "kernels").glob("*/*.c")])
     out = subprocess.run(["llvm-cov-14", "report", str(binary), f"-instr-profile={build / 'replay.profdata'}",
                           *sources], capture_output=True, text=True, check=True).stdout
     return out.replace(str(RUNTIME) + "/", "")
+
+
+PY_PARSERS = ["edgeq/blob/reader.py", "edgeq/formats/packed.py", "edgeq/importers/gguf_import.py",
+              "edgeq/importers/tflite_import.py"]
+
+
+def python_coverage_report(corpus: list[Path]) -> str:
+    """Line coverage of the Python parsers when the corpus (and seeds) replay once (stdlib sys.settrace)."""
+    import inspect
+    import types
+
+    sys.argv = sys.argv[:1]
+    sys.path.insert(0, str(HERE))
+    import fuzz_python
+
+    def code_lines(code: types.CodeType) -> set[int]:
+        """Lines of the functions' bodies (module and class bodies ran at import, before tracing)."""
+        lines = set()
+        if code.co_flags & inspect.CO_OPTIMIZED:
+            lines = {line for _, _, line in code.co_lines() if line is not None and line != code.co_firstlineno}
+        for const in code.co_consts:
+            if isinstance(const, types.CodeType):
+                lines |= code_lines(const)
+        return lines
+
+    files = {str(ROOT / f): code_lines(compile((ROOT / f).read_text(), str(ROOT / f), "exec")) for f in PY_PARSERS}
+    hit: dict[str, set[int]] = {f: set() for f in files}
+
+    def tracer(frame, event, arg):
+        if frame.f_code.co_filename in hit:
+            hit[frame.f_code.co_filename].add(frame.f_lineno)
+            return tracer
+        return None
+
+    fuzz_python.WORK = Path(tempfile.mkdtemp(prefix="edgeq-fuzz-cov-"))
+    sys.settrace(tracer)
+    try:
+        for path in sorted(p for d in corpus for p in d.iterdir()):
+            fuzz_python.parse(path.read_bytes())
+    finally:
+        sys.settrace(None)
+        shutil.rmtree(fuzz_python.WORK, ignore_errors=True)
+    rows = [f"{'file':<36} {'lines':>6} {'hit':>6} {'cover':>7}"]
+    for f, lines in files.items():
+        got = len(hit[f] & lines)
+        rows.append(f"{Path(f).relative_to(ROOT)!s:<36} {len(lines):>6} {got:>6} {100 * got / len(lines):>6.1f}%")
+    return "\n".join(rows)
 
 
 def seeds(work: Path) -> Path:
@@ -200,10 +247,14 @@ def main() -> None:
     ap.add_argument("--work", type=Path, default=ROOT / "build" / "fuzz")
     ap.add_argument("--json", type=Path, help="also write the results here")
     ap.add_argument("--coverage-report", action="store_true",
-                    help="no fuzzing: llvm-cov per-file coverage of the runtime over WORK/corpus_c")
+                    help="no fuzzing: per-file coverage of the corpora + seeds in WORK (C: llvm-cov)")
     args = ap.parse_args()
     if args.coverage_report:
-        print(coverage_report(args.work / "corpus_c", args.work))
+        seed_dir = args.work / "seeds"
+        if args.only in (None, "c"):
+            print(coverage_report([args.work / "corpus_c", seed_dir / "blob"], args.work))
+        if args.only in (None, "python"):
+            print(python_coverage_report([args.work / "corpus_python", *(seed_dir / k for k in ("blob", "gguf", "tflite"))]))
         return
     results = [run(h, args.work, args.seconds, args.runs) for h in ("c", "python") if args.only in (None, h)]
     for r in results:
