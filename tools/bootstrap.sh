@@ -7,11 +7,12 @@ cd "$(dirname "$0")/.."
 APT_PACKAGES=(
   build-essential cmake pkg-config python3-venv
   qemu-user qemu-system-arm
-  gcc-aarch64-linux-gnu libc6-dev-arm64-cross
+  gcc-aarch64-linux-gnu g++-aarch64-linux-gnu libc6-dev-arm64-cross
   gcc-arm-none-eabi libnewlib-arm-none-eabi
   yosys iverilog
   openssh-server openssh-client adb
   libglib2.0-dev clang-14 libclang-rt-14-dev llvm-14
+  openjdk-17-jdk-headless
 )
 
 missing=()

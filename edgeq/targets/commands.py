@@ -134,8 +134,10 @@ def validate_cmd(files: tuple[Path, ...], as_json: bool) -> None:
 @click.command("build")
 @click.option("--target", "target_id", required=True, help="Target id (see `edgeq targets list`).")
 @click.option("-o", "--out", type=click.Path(path_type=Path, file_okay=False), help="Also copy the build here.")
+@click.option("--lib", is_flag=True, help="Build the library an app links instead: a libedgeq.so that links no C "
+              "library (no NEEDED entries) plus include/edgeq/*.h (docs/android.md).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def build_cmd(target_id: str, out: Path | None, as_json: bool) -> None:
+def build_cmd(target_id: str, out: Path | None, lib: bool, as_json: bool) -> None:
     """Cross-compile the runtime and edgeq_runner for a target; prints the build directory."""
     from edgeq.build import build_runtime
 
@@ -145,11 +147,12 @@ def build_cmd(target_id: str, out: Path | None, as_json: bool) -> None:
                          f"family {t.family}" + (" (use `edgeq fit` for its memory plan)" if t.family == "mcu" else ""))
     console = Console(stderr=True)
     with console.status(f"building runtime for {t.id} with {t.build['cc']}", spinner="dots"):
-        result = build_runtime(t, out)
+        result = build_runtime(t, out, lib=lib)
     if as_json:
         _echo_json(result.to_json())
         return
-    click.echo(f"{'cached' if result.cached else 'built'}: {result.runner}", err=True)
+    product = result.directory / "libedgeq.so" if lib else result.runner
+    click.echo(f"{'cached' if result.cached else 'built'}: {product}", err=True)
     click.echo(str(result.directory))
 
 

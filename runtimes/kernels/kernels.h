@@ -72,6 +72,11 @@ extern const eq_kernel_tier_t eq_avx2_tier, eq_vnni_tier; /* one source, kernels
 int eq_avx2_cpu_ok(void);
 int eq_vnni_cpu_ok(void);
 #endif
+#if defined(__aarch64__)
+extern const eq_kernel_tier_t eq_neon_tier, eq_neon_dotprod_tier; /* one source, kernels/neon */
+int eq_neon_cpu_ok(void);
+int eq_neon_dotprod_cpu_ok(void);
+#endif
 
 /* Exact IEEE half -> single conversion (the ref tier's; SIMD tiers use F16C). */
 float eq_f16_to_f32(uint16_t h);
