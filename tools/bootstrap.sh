@@ -11,7 +11,7 @@ APT_PACKAGES=(
   gcc-arm-none-eabi libnewlib-arm-none-eabi
   yosys iverilog
   openssh-server openssh-client adb
-  libglib2.0-dev clang-14
+  libglib2.0-dev clang-14 libclang-rt-14-dev llvm-14
   openjdk-17-jdk-headless
 )
 
