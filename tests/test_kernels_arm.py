@@ -57,7 +57,8 @@ def arm_cases() -> list[Case]:
     picked = list(cases(seed=3, quick=True))
     picked += [Case("t2", ACC_ROW, 256, 1, 1000, 1, 0, 1), Case("q4", 1, 32, 1, 70, 5, 0, 1),
                Case("t158", 1, 256, 9, 513, 64, 0, 9), Case("i8", ACC_ROW, 16, 13, 1, 64, 0, 13),
-               Case("t2", 1, 256, 11, 33 * 256 + 5, 1, 1, 11)]  # > 32 blocks: the T2 kernel's batches of blocks
+               Case("t2", 1, 256, 11, 33 * 256 + 5, 1, 1, 11),  # > 32 blocks: the T2 kernel's batches of blocks
+               Case("t2", ACC_ROW, 256, 10, 64, 1, 0, 10), Case("t2", 1, 256, 10, 64, 1, 0, 10)]  # digits CNN head
     return picked
 
 
@@ -138,7 +139,8 @@ def arm_runner(cli) -> Path:
 @pytest.mark.parametrize("cpu,tier", [("cortex-a76", "neon_dotprod"), ("cortex-a53", "neon")])
 def test_arm_runtime_all_ops_bit_exact_with_reference(arm_runner, tmp_path, cpu, tier):
     """Every op, format and scale kind through the whole runtime (2 threads, a batch of 70: kernel tiles of
-    64 + 6 rows), with the tier the runtime picks by itself on each core, against the numpy executor."""
+    64 + 6 rows; then one sample in the same 70-sample arena, the mat-vec kernels in scratch planned for
+    the largest tile), with the tier the runtime picks by itself on each core, against the numpy executor."""
     import json
 
     import runtime_graphs as RG
@@ -146,10 +148,10 @@ def test_arm_runtime_all_ops_bit_exact_with_reference(arm_runner, tmp_path, cpu,
     from edgeq import reference
     from edgeq.blob import write_blob
 
-    for k, (fmt, kind, block, zeros) in enumerate(RG.CONFIGS):
+    for k, (fmt, kind, block, zeros), samples in ((k, c, n) for k, c in enumerate(RG.CONFIGS) for n in (70, 1)):
         g = RG.all_ops_graph(k, fmt, kind, block, zeros)
         write_blob(g, tmp_path / "g.edgeq")
-        x = np.random.default_rng(k).normal(0, 1.5, (70, 7, 6, 3)).astype(np.float32)
+        x = np.random.default_rng(k).normal(0, 1.5, (70, 7, 6, 3)).astype(np.float32)[:samples]
         (tmp_path / "x.bin").write_bytes(x.tobytes())
         res = subprocess.run(["qemu-aarch64", "-cpu", cpu, str(arm_runner), str(tmp_path / "g.edgeq"), "--input",
                               str(tmp_path / "x.bin"), "--batch", "70", "--outputs", str(tmp_path), "--threads", "2",
@@ -168,4 +170,4 @@ def test_arm_runtime_all_ops_bit_exact_with_reference(arm_runner, tmp_path, cpu,
             if i == 0 and g.ops[-1].op == RG.L.OP_SOFTMAX:
                 np.testing.assert_allclose(got, w, rtol=0, atol=1e-6)
             else:
-                np.testing.assert_array_equal(got, w, err_msg=f"{cpu} {fmt} kind {kind} output {i}")
+                np.testing.assert_array_equal(got, w, err_msg=f"{cpu} {fmt} kind {kind} batch {samples} output {i}")

@@ -40,7 +40,7 @@ typedef struct {
     const void *prep;      /* what the tier's prep() derived from x, or NULL */
 } eq_acts_t;
 
-typedef size_t (*eq_prep_bytes_fn)(const eq_weights_t *w, int n);
+typedef size_t (*eq_prep_bytes_fn)(const eq_weights_t *w, int n); /* must also cover every call with fewer rows */
 typedef void (*eq_prep_fn)(const eq_weights_t *w, const int8_t *x, size_t stride, int n, void *prep);
 typedef void (*eq_dot_fn)(const eq_weights_t *w, const eq_acts_t *a, int r0, int r1, void *acc,
                           size_t acc_stride);

@@ -18,12 +18,13 @@ typedef struct {
 
 static void t2_permute(const int8_t *x, int cols, int8_t *out);
 
-/* T2 mat-vec: activations in t2_permute order; Q4: deinterleaved like the nibbles. */
-EQ_INLINE int has_copy(const eq_weights_t *w, int n) { return w->format == EQ_F_Q4 || (w->format == EQ_F_T2 && n == 1); }
-
+/* Q4: every row deinterleaved like the nibbles; T2: one row in t2_permute order for mat-vec. The size
+ * for n must also hold any call with fewer rows (the executor sizes scratch for its largest tile and
+ * then runs mat-vec in it), so T2 always reserves its one-row copy. */
 size_t EQ_ARM(prep_bytes)(const eq_weights_t *w, int n) {
     size_t bytes = align64((size_t)n * (size_t)w->n_blocks * sizeof(int32_t));
-    if (has_copy(w, n)) bytes += (size_t)n * (size_t)w->padded_cols;
+    if (w->format == EQ_F_Q4) bytes += (size_t)n * (size_t)w->padded_cols;
+    if (w->format == EQ_F_T2) bytes += (size_t)w->padded_cols;
     return bytes;
 }
 
