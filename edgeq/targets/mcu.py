@@ -349,7 +349,7 @@ SECTIONS
   .data : ALIGN(4) {{ __data_start__ = .; *(.data*) . = ALIGN(4); __data_end__ = .; }} > RAM AT > FLASH
   __etext = LOADADDR(.data);
   .bss (NOLOAD) : ALIGN(4) {{ __bss_start__ = .; *(.bss*) *(COMMON) . = ALIGN(4); __bss_end__ = .; }} > RAM
-  .edgeq_arena (NOLOAD) : ALIGN({ARENA_ALIGN})
+  .edgeq_arena (NOLOAD) : ALIGN(64)
   {{
     __edgeq_arena_start = .;
     . += EDGEQ_ARENA_SIZE;
@@ -361,6 +361,14 @@ SECTIONS
     . += EDGEQ_STACK_SIZE;
     __StackTop = .;
   }} > RAM
+  __edgeq_free_start = ALIGN(64);
+  __edgeq_free_end = ORIGIN(RAM) + LENGTH(RAM);
+  ASSERT(__edgeq_free_start <= __edgeq_free_end, "edgeq: data + bss + arena + stack overflow RAM")
+  __edgeq_flash_start = ORIGIN(FLASH);
+  __edgeq_flash_limit = ORIGIN(FLASH) + LENGTH(FLASH);
+  __edgeq_image_end = __etext + SIZEOF(.data);
+  __edgeq_ram_start = ORIGIN(RAM);
+  __edgeq_ram_limit = ORIGIN(RAM) + LENGTH(RAM);
   PROVIDE(__stack = __StackTop);
   PROVIDE(end = __bss_end__);
 }}
