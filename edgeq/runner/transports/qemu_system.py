@@ -65,7 +65,7 @@ class QemuSystemBoard:
 
     def argv(self, port: int) -> list[str]:
         return [QEMU, "-M", self.machine, "-nographic", "-monitor", "none",
-                "-serial", f"tcp:127.0.0.1:{port},server=on,wait=on", "-icount", f"shift={self.icount_shift}",
+                "-serial", f"tcp:127.0.0.1:{port},server=on,wait=on,nodelay=on", "-icount", f"shift={self.icount_shift}",
                 "-kernel", str(self.firmware), *self.extra_args]
 
     def start(self) -> Self:
