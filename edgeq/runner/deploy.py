@@ -46,10 +46,9 @@ def resolve(target_id: str, connect: str | None, device: str | None) -> Plan:
             raise EdgeqError(f"device '{device}' is a {dev.target}, not a {target_id}")
         return Plan(get_target(dev.target), dev.connect, dev.exec_wrapper, device, False)
     target = get_target(target_id)
-    if target.family not in LINUX_FAMILIES:
+    if target.family not in (*LINUX_FAMILIES, "mcu"):
         raise EdgeqError(f"target {target.id} is a {target.family} board: deploying to it needs the "
-                         "microcontroller firmware or FPGA flow, which this edgeq does not have yet "
-                         "(try `edgeq fit` or `edgeq fpga`)")
+                         "FPGA flow (try `edgeq fpga`)")
     if connect:
         return Plan(target, connect, [], None, False)
     return Plan(target, target.connect, [], None, True)
@@ -137,13 +136,20 @@ def check_accuracy(blob_path: Path, outputs: list) -> dict:
 
 def deploy(target_id: str, model: Path, *, fmt: str | None = None, connect: str | None = None,
            device: str | None = None, calib: Path | None = None, runs: int = 20, warmup: int = 3,
-           timeout: float = 600.0, progress=None) -> R.Report:
+           timeout: float = 600.0, progress=None, mcu_options=None) -> R.Report:
     """The whole pipeline; raises EdgeqError subclasses with one-line messages on failure."""
     from edgeq.build import build_runtime
 
     step = progress or (lambda s: None)
     plan = resolve(target_id, connect, device)
     target = plan.target
+    if target.family == "mcu":
+        from edgeq.runner.mcu_deploy import deploy_mcu
+
+        report = deploy_mcu(target, plan.url, plan.default_connection, Path(model), fmt=fmt, calib=calib, runs=runs,
+                            warmup=warmup, opts=mcu_options, progress=progress)
+        report.device.name = plan.device_name
+        return report
     with tempfile.TemporaryDirectory(prefix="edgeq-deploy-") as tmp:
         step("packing")
         blob = blob_for(target, Path(model), fmt, calib, Path(tmp))
