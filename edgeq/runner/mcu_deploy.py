@@ -144,6 +144,24 @@ def run_bundled(client: P.Client, verified: P.Verified, out_fmt: int) -> list[np
     return outs
 
 
+def load_and_verify(c: P.Client, data: bytes, mode: str, step) -> tuple[P.Verified, float]:
+    """Uploads (upload mode) and verifies; a blob that arrived damaged despite the per-chunk CRCs fails the
+    whole-blob CRC, the device discards it, and it is uploaded once more."""
+    crc = zlib.crc32(data)
+    for attempt in range(2):
+        if mode == "upload":
+            step(f"loading {len(data)} bytes")
+            c.load(data)
+        step("verifying")
+        t = time.monotonic()
+        try:
+            return c.verify(crc, P.SOURCE_UPLOADED if mode == "upload" else P.SOURCE_LINKED), time.monotonic() - t
+        except P.ProtocolError as e:
+            if mode != "upload" or attempt or "crc32" not in str(e):
+                raise
+    raise AssertionError("unreachable")
+
+
 def deploy_mcu(target: Target, url: str, default_connection: bool, model: Path, *, fmt: str | None = None,
                calib: Path | None = None, runs: int = 20, warmup: int = 3, opts: Options | None = None,
                progress=None) -> R.Report:
@@ -182,14 +200,8 @@ def deploy_mcu(target: Target, url: str, default_connection: bool, model: Path, 
                                       f"{target.cpu['core']}")
                 crc = zlib.crc32(data)
                 t0 = time.monotonic()
-                if opts.mode == "upload":
-                    step(f"loading {len(data)} bytes")
-                    c.load(data)
-                upload_s = time.monotonic() - t0
-                step("verifying")
-                t1 = time.monotonic()
-                verified = c.verify(crc, P.SOURCE_UPLOADED if opts.mode == "upload" else P.SOURCE_LINKED)
-                verify_s = time.monotonic() - t1
+                verified, verify_s = load_and_verify(c, data, opts.mode, step)
+                upload_s = time.monotonic() - t0 - verify_s
                 step("running the bundled inputs")
                 outputs = run_bundled(c, verified, out_fmt)
                 step("timing")
@@ -218,7 +230,7 @@ def deploy_mcu(target: Target, url: str, default_connection: bool, model: Path, 
     counted = None
     if emulated:
         insn_per_tick = 1e9 / (hz * 2 ** ICOUNT_SHIFT)
-        instructions = int(round(float(np.median(result.ticks)) * insn_per_tick))
+        instructions = round(float(np.median(result.ticks)) * insn_per_tick)
         counted = R.build(R.InstructionCount, profile.instruction_count(
             instructions, f"SysTick under qemu -icount shift={ICOUNT_SHIFT} ({insn_per_tick:g} instructions per tick)"))
         modelled.append(R.build(R.ModelledLatency, profile.modelled_from_instructions(target, instructions)))

@@ -12,7 +12,7 @@ import struct
 import time
 import zlib
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from cobs import cobs
 
@@ -138,7 +138,6 @@ class LinkStats:
     damaged_replies: int = 0
     frame_errors: int = 0
     stale_replies: int = 0
-    causes: list[str] = field(default_factory=list)
 
 
 class Client:

@@ -275,8 +275,10 @@ static void on_verify(uint8_t seq, const uint8_t *p, size_t n) {
         return send_error(seq, EQP_E_BAD_REQUEST, 0, "VERIFY source must be 0 (uploaded) or 1 (linked)");
     }
     crc = eq_crc32(0, blob, size);
-    if (crc != expect)
+    if (crc != expect) {
+        if (source == 0) upload.received = 0; /* damaged in RAM: the next LOAD_BEGIN starts it again */
         return send_error(seq, EQP_E_VERIFY, 0, say(msg, "blob crc32 %u, expected %u", crc, expect));
+    }
     msg[0] = 0;
     if (edgeq_fw_check_signature(blob, size, msg, sizeof msg) != 0)
         return send_error(seq, EQP_E_VERIFY, 0, msg[0] ? msg : "signature refused");

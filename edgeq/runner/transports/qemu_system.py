@@ -9,6 +9,7 @@ The emulator is always killed (with its process group) on close, on errors and o
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import signal
@@ -24,6 +25,7 @@ from edgeq.errors import DeviceError
 from edgeq.runner.transports.base import kill_group
 from edgeq.runner.transports.stream import Stream, open_stream
 
+log = logging.getLogger(__name__)
 MACHINES = ("mps2-an386", "mps2-an500", "mps2-an505", "mps3-an547")
 QEMU = "qemu-system-arm"
 
@@ -61,15 +63,18 @@ class QemuSystemBoard:
         self.proc: subprocess.Popen | None = None
         self.port = 0
         self.stream: Stream | None = None
-        self._log = tempfile.TemporaryFile()
+        self._log = tempfile.TemporaryFile()  # noqa: SIM115 - qemu's output, kept as long as the board
 
     def argv(self, port: int) -> list[str]:
         return [QEMU, "-M", self.machine, "-nographic", "-monitor", "none",
                 "-serial", f"tcp:127.0.0.1:{port},server=on,wait=on,nodelay=on", "-icount", f"shift={self.icount_shift}",
                 "-kernel", str(self.firmware), *self.extra_args]
 
-    def start(self) -> Self:
-        """Starts the emulator and connects; retries on a lost port race, then gives up with qemu's words."""
+    def start(self, connect: bool = True) -> Self:
+        """Starts the emulator and connects; retries on a lost port race, then gives up with qemu's words.
+
+        With connect=False the emulator is only started (its guest waits for the first connection to
+        `self.port`), e.g. for a proxy that sits between it and the client."""
         if shutil.which(QEMU) is None:
             raise DeviceError(f"{self.url}: {QEMU} not found (apt-get install qemu-system-arm, or tools/bootstrap.sh)")
         if not self.firmware.is_file():
@@ -81,6 +86,10 @@ class QemuSystemBoard:
             self._log.truncate()
             self.proc = subprocess.Popen(self.argv(self.port), stdin=subprocess.DEVNULL, stdout=self._log,
                                          stderr=subprocess.STDOUT, start_new_session=True)
+            if not connect:
+                time.sleep(0.2)
+                if self.proc.poll() is None:
+                    return self
             reason = self._connect()
             if reason is None:
                 return self
@@ -109,8 +118,8 @@ class QemuSystemBoard:
         if self.stream is not None:
             try:
                 self.stream.close()
-            except Exception:  # noqa: BLE001 - closing a dead socket must not hide the real error
-                pass
+            except Exception as e:  # noqa: BLE001 - closing a dead socket must not hide the real error
+                log.debug("closing %s: %s", self.url, e)
             self.stream = None
         if self.proc is not None:
             kill_group(self.proc.pid)
