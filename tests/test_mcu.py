@@ -5,7 +5,10 @@ corrupts 0.2 % + 0.2 % of bytes, verification before any run, and the fit check 
 from __future__ import annotations
 
 import json
+import os
+import re
 import shutil
+import subprocess
 import struct
 import time
 import zlib
@@ -211,3 +214,42 @@ def test_qemu_system_url_and_dead_board_errors(tmp_path):
             c.hello()
     with pytest.raises(DeviceError, match="unreachable|cannot open"):
         open_stream(f"socket://127.0.0.1:{board.port}")
+
+
+def test_nucleo_h743_board_image_and_memory_map(tmp_path):
+    """Build-only: no NUCLEO board is attached here (docs/mcu.md says the image is untested on hardware)."""
+    target = get_target("stm32h7")
+    fw = build_firmware(target, placement="board", out=tmp_path / "fw")
+    image = fw.bin.read_bytes()
+    sp, reset = struct.unpack_from("<II", image)
+    flash = (0x0800_0000, 0x0800_0000 + 2048 * 1024)
+    ram = (0x2400_0000, 0x2400_0000 + 512 * 1024)  # AXI SRAM
+    assert ram[0] < sp <= ram[1] and sp % 8 == 0
+    assert reset & 1 and flash[0] <= reset < flash[1]  # Thumb entry inside the real flash
+    assert "ORIGIN = 0x08000000, LENGTH = 2048K" in (tmp_path / "fw" / "memory.ld").read_text()
+    out = subprocess.run(["arm-none-eabi-readelf", "-SW", str(fw.elf)], capture_output=True, text=True,
+                         check=True).stdout
+    for m in re.finditer(r"\]\s+(\S+)\s+(?:PROGBITS|NOBITS)\s+([0-9a-f]+)\s+[0-9a-f]+\s+([0-9a-f]+)\s+\S+\s+(\S*A\S*)",
+                         out):
+        name, addr, size = m.group(1), int(m.group(2), 16), int(m.group(3), 16)
+        region = flash if addr < 0x2000_0000 else ram
+        assert region[0] <= addr and addr + size <= region[1], (name, hex(addr), size)
+    symbols = subprocess.run(["arm-none-eabi-nm", str(fw.elf)], capture_output=True, text=True, check=True).stdout
+    assert re.search(r"^24080000 \w __edgeq_free_end$", symbols, re.M)
+    assert b"nucleo-h743zi" in image and b"mps-cmsdk" not in image
+
+
+def test_serial_deploy_flashes_with_pyocd_first(tmp_path, monkeypatch, blobs):
+    """`--connect serial://...` flashes the board image before opening the port. Stand-in for pyocd: a
+    script that records its arguments (no probe is attached here); the port itself does not exist."""
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    (bindir / "pyocd").write_text(f"#!/bin/sh\necho \"$@\" > {tmp_path / 'pyocd.args'}\n")
+    (bindir / "pyocd").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bindir}:{os.environ['PATH']}")
+    res = CliRunner().invoke(main, ["deploy", "--target", "stm32h7", str(blobs["t2"]), "--connect",
+                                    "serial:///dev/edgeq-no-such-port"])
+    assert res.exit_code == 3 and "/dev/edgeq-no-such-port" in res.output, res.output
+    args = (tmp_path / "pyocd.args").read_text().split()
+    assert args[:4] == ["flash", "--target", "stm32h743zitx", "--format"] and args[-1].endswith("firmware.elf")
+    assert "stm32h7-board-" in args[-1]

@@ -246,7 +246,7 @@ class Client:
             self.request(INPUT, struct.pack("<I", off) + data[off:off + step])
 
     def run(self, batch: int = 1, runs: int = 1, source: int = RUN_FROM_BUNDLED, first: int = 0,
-            timeout: float = 30.0) -> Result:
+            timeout: float = 10.0) -> Result:
         p = self.request(RUN, struct.pack("<HHBxxxI", batch, runs, source, first), timeout=timeout)
         b, n, crc = struct.unpack_from("<HHI", p)
         return Result(b, crc, list(struct.unpack_from(f"<{n}I", p, 8)))

@@ -169,7 +169,7 @@ static uint32_t upload_capacity(void) { return (uint32_t)(__edgeq_free_end - upl
 static void on_hello(uint8_t seq) {
     uint8_t *p = reply + EQP_HEADER;
     const char *core = EDGEQ_CORE, *version = EDGEQ_FW_VERSION;
-    size_t nc = strlen(core), nv = strlen(version);
+    size_t nc = strlen(core), nv = strlen(version), nb = strlen(board_name);
     uint32_t flags = (__edgeq_blob_end - __edgeq_blob_start ? EQP_INFO_LINKED_BLOB : 0) |
                      (run.model ? EQP_INFO_VERIFIED : 0) | (EDGEQ_REQUIRE_SIGNATURE ? EQP_INFO_SIGNATURE_REQUIRED : 0);
     memset(p, 0, 56);
@@ -190,10 +190,12 @@ static void on_hello(uint8_t seq) {
     wr32(p + 44, runs_done);
     wr32(p + 48, runs_refused);
     p[52] = (uint8_t)nc;
-    p[53] = (uint8_t)nv;
+    p[53] = (uint8_t)(nv + 1 + nb);
     memcpy(p + 56, core, nc);
     memcpy(p + 56 + nc, version, nv);
-    send_reply(EQP_INFO, seq, p, 56 + nc + nv);
+    p[56 + nc + nv] = ' ';
+    memcpy(p + 57 + nc + nv, board_name, nb); /* version text: "edgeq-fw 0.1 <board>" */
+    send_reply(EQP_INFO, seq, p, 57 + nc + nv + nb);
 }
 
 static void send_load_status(uint8_t seq) {
