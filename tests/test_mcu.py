@@ -8,8 +8,8 @@ import json
 import os
 import re
 import shutil
-import subprocess
 import struct
+import subprocess
 import time
 import zlib
 from pathlib import Path
@@ -235,7 +235,7 @@ def test_nucleo_h743_board_image_and_memory_map(tmp_path):
         region = flash if addr < 0x2000_0000 else ram
         assert region[0] <= addr and addr + size <= region[1], (name, hex(addr), size)
     symbols = subprocess.run(["arm-none-eabi-nm", str(fw.elf)], capture_output=True, text=True, check=True).stdout
-    assert re.search(r"^24080000 \w __edgeq_free_end$", symbols, re.M)
+    assert re.search(r"^24080000 \w __edgeq_free_end$", symbols, re.MULTILINE)
     assert b"nucleo-h743zi" in image and b"mps-cmsdk" not in image
 
 
