@@ -253,3 +253,25 @@ def test_serial_deploy_flashes_with_pyocd_first(tmp_path, monkeypatch, blobs):
     args = (tmp_path / "pyocd.args").read_text().split()
     assert args[:4] == ["flash", "--target", "stm32h743zitx", "--format"] and args[-1].endswith("firmware.elf")
     assert "stm32h7-board-" in args[-1]
+
+
+@pytest.mark.parametrize("target_id", ["stm32l4", "stm32h7", "stm32u5", "corstone300"])
+def test_cortex_m_dsp_kernels_bit_exact_with_ref(tmp_path, target_id):
+    """tests/c/cm_kernel_check.c on the emulated core: T2/Q4/I8, row and block scales, mat-vec and GEMM."""
+    from edgeq.targets import mcu
+
+    target = get_target(target_id)
+    rt = Path(__file__).resolve().parent.parent / "runtimes"
+    (tmp_path / "memory.ld").write_text(mcu.linker_script(target, 0, 16384))
+    elf = tmp_path / "check.elf"
+    cflags = [f for f in target.build["cflags"] if f != "-Os"]
+    subprocess.run(["arm-none-eabi-gcc", "-O2", *cflags, "-std=c99", "-Wall", "-Wextra", "-Werror", "-ffp-contract=off",
+                    f"-I{rt / 'include'}", f"-I{rt / 'kernels'}", "-nostartfiles", "-specs=nano.specs",
+                    "-specs=nosys.specs", "-T", str(tmp_path / "memory.ld"), "-Wl,--no-warn-rwx-segments",
+                    str(rt.parent / "tests/c/cm_kernel_check.c"), str(rt / "firmware/startup.c"),
+                    *map(str, sorted((rt / "kernels/ref").glob("*.c"))), str(rt / "kernels/cortex_m/cm_dsp.c"),
+                    "-lm", "-o", str(elf)], check=True)
+    run = subprocess.run(["qemu-system-arm", "-M", target.section("emulator")["machine"], "-nographic", "-monitor",
+                          "none", "-serial", "null", "-semihosting-config", "enable=on,target=native",
+                          "-kernel", str(elf)], capture_output=True, text=True, timeout=120, check=False)
+    assert run.returncode == 0 and "cm-kernels ok 96" in run.stdout + run.stderr, run.stdout + run.stderr
