@@ -26,7 +26,8 @@ ARENA_ALIGN = 16  # every arena buffer starts 16-byte aligned (Helium/DSP loads,
 ELEMENT_BYTES = {F.FMT_F32: 4, F.FMT_F16: 2, F.FMT_I32: 4, F.FMT_I8: 1, F.FMT_U8: 1}
 WEIGHT_IDS = {fmt.id for fmt in FORMATS.values()}
 TEST_FLAGS = L.TENSOR_TEST_INPUT | L.TENSOR_TEST_OUTPUT | L.TENSOR_TEST_LABEL
-KERNEL_TIERS = [("helium", {"mve"}), ("cortex_m_dsp", {"dsp"})]  # best first; else the reference tier
+KERNEL_TIERS = [("cortex_m_dsp", {"dsp"})]  # best first; else the reference tier (no Helium kernels yet)
+TIER_FORMATS = {"cortex_m_dsp": {"t2", "q4", "i8"}}  # formats a tier has kernels for; others run ref
 
 
 def _align(n: int, a: int) -> int:
@@ -324,7 +325,9 @@ def config(target: Target) -> dict:
     tier = kernel_tier(target)
     return {
         "cc": target.build["cc"], "cflags": target.build["cflags"], "ldflags": target.build.get("ldflags", []),
-        "kernel_tier": tier, "kernels": {f: target.section("kernels").get(f, f"{tier}/{f}_matvec") for f in FORMATS},
+        "kernel_tier": tier,
+        "kernels": {f: target.section("kernels").get(
+            f, f"{tier if f in TIER_FORMATS.get(tier, ()) else 'ref'}/{f}_matvec") for f in FORMATS},
         "flash": {"board": [hex(mem["flash_origin"]), mem["flash_kb"] * 1024],
                   "emulated": [hex(emu["flash_origin"]), emu["flash_kb"] * 1024]},
         "ram": {"board": [hex(mem["ram_origin"]), mem["ram_kb"] * 1024],
