@@ -20,6 +20,7 @@ from click.testing import CliRunner
 from conftest import DIGITS_MODELS
 
 from edgeq import reference
+from edgeq.blob import layout as L
 from edgeq.blob import read_blob
 from edgeq.build.firmware import build_firmware
 from edgeq.cli import main
@@ -275,3 +276,28 @@ def test_cortex_m_dsp_kernels_bit_exact_with_ref(tmp_path, target_id):
                           "none", "-serial", "null", "-semihosting-config", "enable=on,target=native",
                           "-kernel", str(elf)], capture_output=True, text=True, timeout=120, check=False)
     assert run.returncode == 0 and "cm-kernels ok 96" in run.stdout + run.stderr, run.stdout + run.stderr
+
+
+def test_serial_url_on_a_pseudo_terminal(blobs):
+    """serial:// through pyserial's real termios port: qemu puts the emulated M4's UART on a pty."""
+    target = get_target("stm32l4")
+    proc = subprocess.Popen(["qemu-system-arm", "-M", "mps2-an386", "-nographic", "-monitor", "none", "-serial",
+                             "pty", "-icount", "shift=0", "-kernel", str(build_firmware(target).elf)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    try:
+        line = proc.stdout.readline()
+        pty = re.search(r"(/dev/pts/\d+)", line).group(1)
+        data = blobs["q4"].read_bytes()
+        with open_stream(f"serial://{pty}?baud=115200") as s:
+            c = P.Client(s)
+            assert c.hello().core == "cortex-m4"
+            c.load(data)
+            v = c.verify(zlib.crc32(data))
+            c.run(1, 1, P.RUN_FROM_BUNDLED, 3)
+            got = np.frombuffer(c.read_output(0, v.output_bytes), np.float32)
+        g = read_blob(blobs["q4"]).graph
+        x = g.tensors[g.test_tensors(L.TENSOR_TEST_INPUT)[0]].array[3:4]
+        np.testing.assert_array_equal(got, reference.run(g, [x])[0][0])
+    finally:
+        os.killpg(proc.pid, 9)
+        proc.wait()
