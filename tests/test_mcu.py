@@ -257,8 +257,9 @@ def test_serial_deploy_flashes_with_pyocd_first(tmp_path, monkeypatch, blobs):
 
 
 @pytest.mark.parametrize("target_id", ["stm32l4", "stm32h7", "stm32u5", "corstone300"])
-def test_cortex_m_dsp_kernels_bit_exact_with_ref(tmp_path, target_id):
-    """tests/c/cm_kernel_check.c on the emulated core: T2/Q4/I8, row and block scales, mat-vec and GEMM."""
+def test_cortex_m_kernels_bit_exact_with_ref(tmp_path, target_id):
+    """tests/c/cm_kernel_check.c on the emulated core: T2/Q4/I8, row and block scales, mat-vec and GEMM; the
+    DSP tier on every core, Helium too on the M55."""
     from edgeq.targets import mcu
 
     target = get_target(target_id)
@@ -270,12 +271,14 @@ def test_cortex_m_dsp_kernels_bit_exact_with_ref(tmp_path, target_id):
                     f"-I{rt / 'include'}", f"-I{rt / 'kernels'}", "-nostartfiles", "-specs=nano.specs",
                     "-specs=nosys.specs", "-T", str(tmp_path / "memory.ld"), "-Wl,--no-warn-rwx-segments",
                     str(rt.parent / "tests/c/cm_kernel_check.c"), str(rt / "firmware/startup.c"),
-                    *map(str, sorted((rt / "kernels/ref").glob("*.c"))), str(rt / "kernels/cortex_m/cm_dsp.c"),
+                    *map(str, sorted((rt / "kernels/ref").glob("*.c"))), *map(str, sorted((rt / "kernels/cortex_m").glob("*.c"))),
                     "-lm", "-o", str(elf)], check=True)
     run = subprocess.run(["qemu-system-arm", "-M", target.section("emulator")["machine"], "-nographic", "-monitor",
                           "none", "-serial", "null", "-semihosting-config", "enable=on,target=native",
                           "-kernel", str(elf)], capture_output=True, text=True, timeout=120, check=False)
-    assert run.returncode == 0 and "cm-kernels ok 96" in run.stdout + run.stderr, run.stdout + run.stderr
+    out = run.stdout + run.stderr
+    assert run.returncode == 0 and "cm-kernels ok cortex_m_dsp 96" in out, out
+    assert ("cm-kernels ok helium 96" in out) == ("mve" in target.features), out
 
 
 def test_serial_url_on_a_pseudo_terminal(blobs):

@@ -74,6 +74,9 @@ int eq_cpu_has_avx2(void);
 #if defined(__ARM_FEATURE_DSP) && !defined(__aarch64__)
 extern const eq_kernel_tier_t eq_cm_dsp_tier; /* Cortex-M DSP extension: known at compile time */
 #endif
+#if defined(__ARM_FEATURE_MVE)
+extern const eq_kernel_tier_t eq_cm_mve_tier; /* Helium (Cortex-M55) */
+#endif
 
 /* Exact IEEE half -> single conversion (the ref tier's; SIMD tiers use F16C). */
 float eq_f16_to_f32(uint16_t h);

@@ -1,8 +1,9 @@
 /*
- * Bare-metal check that the Cortex-M DSP tier is bit-exact with the reference tier, run under
+ * Bare-metal check that the Cortex-M DSP tier (and Helium, on the M55) is bit-exact with the reference tier, run under
  * qemu-system-arm by tests/test_mcu.py. Random weights (every code value, Q4 zero points 0..15 or none),
  * activations with -128 and 127, fp16 block scales and fp32 row sums, mat-vec and GEMM, several shapes.
- * Reports through semihosting: "cm-kernels ok <cases>" and exit 0, or the first mismatch and exit 1.
+ * Reports through semihosting: "cm-kernels ok <tier> <cases>" per tier and exit 0, or the first mismatch and
+ * exit 1.
  */
 #include <stdint.h>
 #include <string.h>
@@ -59,8 +60,9 @@ static int8_t x[MAX_N * MAX_COLS];
 static uint32_t prep[MAX_N * (MAX_COLS / 2 + MAX_COLS / 16)];
 static uint32_t acc_ref[MAX_N * MAX_ROWS], acc_cm[MAX_N * MAX_ROWS];
 
-static int one_case(int fmt, int acc_kind, int block, int rows, int cols, int n, int with_zeros) {
-    const eq_format_kernels_t *k = &eq_cm_dsp_tier.fmt[fmt];
+static int one_case(const eq_kernel_tier_t *tier, int fmt, int acc_kind, int block, int rows, int cols, int n,
+                    int with_zeros) {
+    const eq_format_kernels_t *k = &tier->fmt[fmt];
     const eq_dot_kernel_t *dot = &k->dot[acc_kind][n > 1], *ref = &eq_ref_tier.fmt[fmt].dot[acc_kind][n > 1];
     eq_weights_t w;
     eq_acts_t a;
@@ -101,10 +103,11 @@ static int one_case(int fmt, int acc_kind, int block, int rows, int cols, int n,
     return 1;
 }
 
-int main(void) {
+static int check_tier(const eq_kernel_tier_t *tier) {
     static const int fmts[3] = {EQ_F_T2, EQ_F_Q4, EQ_F_I8};
-    char line[64], *p;
+    char line[80], *p;
     uint32_t cases = 0;
+    size_t len = strlen(tier->name);
     int f, acc_kind, n, t, z;
     for (t = 0; t < 4; t++)
         for (f = 0; f < 3; f++)
@@ -113,17 +116,29 @@ int main(void) {
                     for (z = 0; z < (fmts[f] == EQ_F_Q4 ? 2 : 1); z++) {
                         int block = fmts[f] == EQ_F_T2 ? 256 : fmts[f] == EQ_F_I8 ? EDGEQ_I8_BLOCK : 32 << (t % 3);
                         int rows = 1 + (int)(next() % MAX_ROWS), cols = 1 + (int)(next() % MAX_COLS);
-                        if (!one_case(fmts[f], acc_kind, block, rows, cols, n, z)) {
-                            p = fmt_u(memcpy(line, "cm-kernels MISMATCH format ", 27) + 27, (uint32_t)fmts[f]);
+                        if (!one_case(tier, fmts[f], acc_kind, block, rows, cols, n, z)) {
+                            p = (char *)memcpy(line, "cm-kernels MISMATCH ", 20) + 20;
+                            p = (char *)memcpy(p, tier->name, len) + len;
+                            p = fmt_u((char *)memcpy(p, " format ", 8) + 8, (uint32_t)fmts[f]);
                             memcpy(p, "\n", 2);
                             say(line);
-                            quit(0);
+                            return 0;
                         }
                         cases++;
                     }
-    p = fmt_u(memcpy(line, "cm-kernels ok ", 14) + 14, cases);
+    p = (char *)memcpy(line, "cm-kernels ok ", 14) + 14;
+    p = (char *)memcpy(p, tier->name, len) + len;
+    p = fmt_u((char *)memcpy(p, " ", 1) + 1, cases);
     memcpy(p, "\n", 2);
     say(line);
-    quit(1);
+    return 1;
+}
+
+int main(void) {
+    int ok = check_tier(&eq_cm_dsp_tier);
+#if defined(__ARM_FEATURE_MVE)
+    ok = check_tier(&eq_cm_mve_tier) && ok;
+#endif
+    quit(ok);
     return 0;
 }
