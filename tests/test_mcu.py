@@ -304,3 +304,35 @@ def test_serial_url_on_a_pseudo_terminal(blobs):
     finally:
         os.killpg(proc.pid, 9)
         proc.wait()
+
+
+def test_signed_deploy_and_the_device_refuses_unsigned_or_foreign_blobs(blobs, tmp_path):
+    """With --pubkey the image carries the key: VERIFY checks the Ed25519 signature on the device."""
+    from edgeq.blob.sign import generate_key, load_public_key, sign_blob
+
+    key, pub = generate_key(tmp_path / "fleet.key")
+    other, _ = generate_key(tmp_path / "other.key")
+    signed = sign_blob(blobs["t2"], key, tmp_path / "signed.edgeq")
+    foreign = sign_blob(blobs["t2"], other, tmp_path / "foreign.edgeq")
+    res = CliRunner().invoke(main, ["deploy", "--target", "stm32h7", str(signed), "--pubkey", str(pub), "--runs", "2",
+                                    "--json"])
+    assert res.exit_code == 0, res.output
+    report = json.loads(res.output[res.output.index("{"):])
+    assert report["accuracy"]["max_abs_err"] == 0
+    assert any("checked the blob's Ed25519 signature" in n for n in report["notes"])
+    target = get_target("stm32h7")
+    image = build_firmware(target, public_key=load_public_key(pub))
+    with QemuSystemBoard(target.connect, image.elf) as board:
+        c = P.Client(board.stream)
+        assert c.hello().signature_required
+        for blob, status in ((blobs["t2"], 124), (foreign, 125)):  # EDGEQ_E_UNSIGNED, EDGEQ_E_SIGNATURE_KEY
+            data = Path(blob).read_bytes()
+            c.load(data)
+            with pytest.raises(P.ProtocolError) as e:
+                c.verify(zlib.crc32(data))
+            assert e.value.code == 21 and e.value.status == status
+            with pytest.raises(P.ProtocolError, match="no verified blob"):
+                c.run()
+        data = signed.read_bytes()
+        c.load(data)
+        assert c.verify(zlib.crc32(data)).bundled_tests == 16 and c.run().blob_crc == zlib.crc32(data)

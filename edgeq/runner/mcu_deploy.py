@@ -165,12 +165,14 @@ def load_and_verify(c: P.Client, data: bytes, mode: str, step) -> tuple[P.Verifi
 
 def deploy_mcu(target: Target, url: str, default_connection: bool, model: Path, *, fmt: str | None = None,
                calib: Path | None = None, runs: int = 20, warmup: int = 3, opts: Options | None = None,
-               progress=None) -> R.Report:
+               progress=None, signing=None) -> R.Report:
     """The MCU pipeline; raises EdgeqError subclasses with one-line messages on failure."""
     from edgeq.build.firmware import build_firmware
-    from edgeq.runner.deploy import ATOL, blob_for, check_accuracy
+    from edgeq.runner.deploy import ATOL, Signing, blob_for, check_accuracy
 
     opts = opts or Options()
+    signing = signing or Signing(None)
+    key = signing.public_key  # compiled into the image: the device refuses blobs not signed by it
     if opts.mode not in MODES:
         raise EdgeqError(f"mode must be one of {', '.join(MODES)}, got {opts.mode!r}")
     step = progress or (lambda s: None)
@@ -178,15 +180,16 @@ def deploy_mcu(target: Target, url: str, default_connection: bool, model: Path, 
     placement = "board" if urlsplit(url).scheme == "serial" else "emulated"
     with tempfile.TemporaryDirectory(prefix="edgeq-deploy-") as tmp:
         step("packing")
-        blob = blob_for(target, Path(model), fmt, calib, Path(tmp))
+        blob = blob_for(target, Path(model), fmt, calib, Path(tmp), signing)
         data = blob.read_bytes()
         step("building firmware")
-        generic = build_firmware(target, placement=placement)
+        generic = build_firmware(target, placement=placement, public_key=key)
         step("checking the fit")
         fit = fit_or_refuse(target, blob, generic.code_size, opts.mode)
         image = generic
         if opts.mode == "linked":
-            image = build_firmware(target, blob, placement=placement, arena_bytes=fit.ram.parts["arena"])
+            image = build_firmware(target, blob, placement=placement, arena_bytes=fit.ram.parts["arena"],
+                                   public_key=key)
         parsed = read_blob(blob)
         g = parsed.graph
         out_fmt = g.tensors[g.outputs[0]].format
@@ -250,6 +253,8 @@ def deploy_mcu(target: Target, url: str, default_connection: bool, model: Path, 
                  + (f", {len(data)} B uploaded in {upload_s:.2f} s" if opts.mode == "upload" else ""))
     if opts.mode == "upload":
         notes.append("flash use counts the blob as it would be linked in production; this run held it in RAM")
+    if key is not None:
+        notes.append("the image holds the public key: the device checked the blob's Ed25519 signature at VERIFY")
     if session.flashed:
         notes.append(f"flashed with: {session.flashed}")
     if final.runs_refused:

@@ -26,6 +26,11 @@ uint32_t eq_crc32(uint32_t crc, const uint8_t *p, size_t n); /* the runtime's (z
 #ifndef EDGEQ_REQUIRE_SIGNATURE
 #define EDGEQ_REQUIRE_SIGNATURE 0
 #endif
+#if defined(EDGEQ_PUBLIC_KEY) || EDGEQ_REQUIRE_SIGNATURE
+#define SIGNATURE_REQUIRED 1
+#else
+#define SIGNATURE_REQUIRED 0
+#endif
 
 extern uint8_t __edgeq_blob_start[], __edgeq_blob_end[];
 extern uint8_t __edgeq_arena_start[], __edgeq_arena_end[];
@@ -152,13 +157,38 @@ static void forget_model(void) {
     memset(&run, 0, sizeof run);
 }
 
+#ifdef EDGEQ_PUBLIC_KEY
+static const uint8_t public_key[32] = {EDGEQ_PUBLIC_KEY}; /* the image's trust anchor (edgeq deploy --pubkey) */
+#endif
+
+/* The image's key checks the blob's Ed25519 signature (header, sections, CRCs, signature; nothing else
+ * parsed). Without a key: every blob passes, unless the board requires signatures. */
 __attribute__((weak)) int edgeq_fw_check_signature(const uint8_t *blob, size_t size, char *msg, size_t msg_size) {
+#ifdef EDGEQ_PUBLIC_KEY
+    edgeq_diag_t diag;
+    edgeq_status_t st = edgeq_verify_signature(blob, size, public_key, &diag);
+    if (st == EDGEQ_OK) return 0;
+    strncpy(msg, diag.message, msg_size - 1);
+    msg[msg_size - 1] = 0;
+    return (int)st;
+#else
     (void)blob;
     (void)size;
     if (!EDGEQ_REQUIRE_SIGNATURE) return 0;
-    strncpy(msg, "this board requires a signed blob and the image has no signature verifier", msg_size - 1);
+    strncpy(msg, "this board requires signed blobs and the image holds no public key", msg_size - 1);
     msg[msg_size - 1] = 0;
-    return -1;
+    return EDGEQ_E_UNSIGNED;
+#endif
+}
+
+static void signature_options(edgeq_options_t *opt) {
+#ifdef EDGEQ_PUBLIC_KEY
+    opt->require_signature = 1; /* the loader checks it again at create */
+    opt->has_public_key = 1;
+    memcpy(opt->public_key, public_key, sizeof public_key);
+#else
+    (void)opt;
+#endif
 }
 
 /* ---- requests --------------------------------------------------------------------------------- */
@@ -171,7 +201,7 @@ static void on_hello(uint8_t seq) {
     const char *core = EDGEQ_CORE, *version = EDGEQ_FW_VERSION;
     size_t nc = strlen(core), nv = strlen(version), nb = strlen(board_name);
     uint32_t flags = (__edgeq_blob_end - __edgeq_blob_start ? EQP_INFO_LINKED_BLOB : 0) |
-                     (run.model ? EQP_INFO_VERIFIED : 0) | (EDGEQ_REQUIRE_SIGNATURE ? EQP_INFO_SIGNATURE_REQUIRED : 0);
+                     (run.model ? EQP_INFO_VERIFIED : 0) | (SIGNATURE_REQUIRED ? EQP_INFO_SIGNATURE_REQUIRED : 0);
     memset(p, 0, 56);
     p[0] = EQP_VERSION;
     p[1] = (uint8_t)edgeq_abi_version();
@@ -251,6 +281,7 @@ static void on_verify(uint8_t seq, const uint8_t *p, size_t n) {
     edgeq_tensor_info_t in, o, tests;
     edgeq_status_t st;
     size_t need, nt;
+    int sig;
     uint32_t source, expect, crc, size;
     const uint8_t *blob;
     const char *tier;
@@ -282,8 +313,9 @@ static void on_verify(uint8_t seq, const uint8_t *p, size_t n) {
         return send_error(seq, EQP_E_VERIFY, 0, say(msg, "blob crc32 %u, expected %u", crc, expect));
     }
     msg[0] = 0;
-    if (edgeq_fw_check_signature(blob, size, msg, sizeof msg) != 0)
-        return send_error(seq, EQP_E_VERIFY, 0, msg[0] ? msg : "signature refused");
+    if ((sig = edgeq_fw_check_signature(blob, size, msg, sizeof msg)) != 0)
+        return send_error(seq, EQP_E_VERIFY, (uint32_t)sig, msg[0] ? msg : "signature refused");
+    signature_options(&opt);
     if ((st = edgeq_arena_size(blob, size, &opt, &need, &diag)) != EDGEQ_OK)
         return send_error(seq, EQP_E_VERIFY, (uint32_t)st, diag.message);
     if (need <= (size_t)(__edgeq_arena_end - __edgeq_arena_start)) {
