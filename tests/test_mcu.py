@@ -59,10 +59,11 @@ def h7_board():
     assert board.proc is None  # the emulator is gone after close
 
 
-@pytest.mark.parametrize("target_id,fmt", [("stm32l4", "t2"), ("stm32h7", "q4"), ("corstone300", "t2"),
-                                           ("corstone300", "q4")])
-def test_deploy_digits_bit_exact_on_emulated_boards(blobs, target_id, fmt):
-    res = CliRunner().invoke(main, ["deploy", "--target", target_id, str(blobs[fmt]), "--runs", "4", "--json"])
+@pytest.mark.parametrize("target_id,fmt,mode", [("stm32l4", "t2", "upload"), ("stm32h7", "q4", "upload"),
+                                                ("corstone300", "t2", "upload"), ("corstone300", "q4", "linked")])
+def test_deploy_digits_bit_exact_on_emulated_boards(blobs, target_id, fmt, mode):
+    res = CliRunner().invoke(main, ["deploy", "--target", target_id, str(blobs[fmt]), "--runs", "4", "--mode", mode,
+                                    "--json"])
     assert res.exit_code == 0, res.output
     report = json.loads(res.output[res.output.index("{"):])
     acc = report["accuracy"]
@@ -78,7 +79,9 @@ def test_deploy_digits_bit_exact_on_emulated_boards(blobs, target_id, fmt):
     t = get_target(target_id)
     assert mem["flash_available"] == t.memory["flash_kb"] * 1024 and mem["ram_available"] == t.memory["ram_kb"] * 1024
     assert blobs[fmt].stat().st_size < mem["flash_used"] < mem["flash_available"]
-    assert blobs[fmt].stat().st_size + mem["arena_bytes"] < mem["ram_used"] < mem["ram_available"]
+    in_ram = blobs[fmt].stat().st_size if mode == "upload" else 0
+    assert in_ram + mem["arena_bytes"] < mem["ram_used"] < mem["ram_available"]
+    assert any(f"mode {mode}" in n for n in report["notes"])
 
 
 def test_linked_image_runs_host_inputs_like_the_reference(blobs):
