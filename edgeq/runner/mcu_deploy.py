@@ -145,6 +145,18 @@ def run_bundled(client: P.Client, verified: P.Verified, out_fmt: int) -> list[np
     return outs
 
 
+def timed_runs(c: P.Client, runs: int) -> P.Result:
+    """`runs` timed runs on bundled input 0, in RUN requests of at most MAX_RUNS; ticks of all of them."""
+    ticks, crcs = [], set()
+    while len(ticks) < runs:
+        result = c.run(1, min(P.MAX_RUNS, runs - len(ticks)), P.RUN_FROM_BUNDLED, 0)
+        ticks += result.ticks
+        crcs.add(result.blob_crc)
+    if len(crcs) > 1:
+        raise DeviceError(f"{c.stream.url}: the device ran different blobs (crc32 {sorted(crcs)}) within one deploy")
+    return P.Result(1, crcs.pop() if crcs else 0, ticks)
+
+
 def load_and_verify(c: P.Client, data: bytes, mode: str, step) -> tuple[P.Verified, float]:
     """Uploads (upload mode) and verifies; a blob that arrived damaged despite the per-chunk CRCs fails the
     whole-blob CRC, the device discards it, and it is uploaded once more."""
@@ -176,7 +188,6 @@ def deploy_mcu(target: Target, url: str, default_connection: bool, model: Path, 
     if opts.mode not in MODES:
         raise EdgeqError(f"mode must be one of {', '.join(MODES)}, got {opts.mode!r}")
     step = progress or (lambda s: None)
-    runs = min(runs, P.MAX_RUNS)
     placement = "board" if urlsplit(url).scheme == "serial" else "emulated"
     with tempfile.TemporaryDirectory(prefix="edgeq-deploy-") as tmp:
         step("packing")
@@ -209,9 +220,8 @@ def deploy_mcu(target: Target, url: str, default_connection: bool, model: Path, 
                 step("running the bundled inputs")
                 outputs = run_bundled(c, verified, out_fmt)
                 step("timing")
-                if warmup:
-                    c.run(1, min(warmup, P.MAX_RUNS), P.RUN_FROM_BUNDLED, 0)
-                result = c.run(1, runs, P.RUN_FROM_BUNDLED, 0)
+                timed_runs(c, warmup)
+                result = timed_runs(c, runs)
                 layers = c.profile()
                 final = c.hello()
                 desc = session.describe()

@@ -98,10 +98,20 @@ static void send_error(uint8_t seq, uint32_t code, uint32_t status, const char *
     send_reply(EQP_ERROR, seq, p, 4 + n);
 }
 
-/* Frame-level errors are not cached: the resent request must be processed. */
+/* Frame-level errors go out from their own buffer: the cached reply to the last good request survives,
+ * so a resend of that request after line noise is still answered from the cache. */
 static void frame_error(uint32_t code, const char *msg) {
-    send_error(0, code, 0, msg);
-    last.valid = 0;
+    uint8_t body[EQP_HEADER + 4 + 48 + EQP_TRAILER];
+    size_t n = strlen(msg);
+    if (n > 48) n = 48;
+    body[0] = EQP_ERROR;
+    body[1] = 0;
+    wr16(body + 2, (uint32_t)(4 + n));
+    wr16(body + 4, code);
+    wr16(body + 6, 0);
+    memcpy(body + 8, msg, n);
+    wr32(body + 8 + n, eq_crc32(0, body, 8 + n));
+    send_body(body, 12 + n);
 }
 
 /* Decodes COBS in place into req[]; returns the body length or -1. */
@@ -475,13 +485,13 @@ static void handle_frame(void) {
     long n = cobs_decode(rx, rx_len, req, sizeof req);
     uint32_t len, crc;
     uint8_t type, seq;
-    if (n < 0) return frame_error(EQP_E_FRAME_COBS, "frame is not valid COBS or longer than the largest frame");
-    if (n < EQP_HEADER + EQP_TRAILER) return frame_error(EQP_E_FRAME_LENGTH, "frame shorter than header + crc");
+    if (n < 0) return frame_error(EQP_E_FRAME_COBS, "not valid COBS, or too long");
+    if (n < EQP_HEADER + EQP_TRAILER) return frame_error(EQP_E_FRAME_LENGTH, "shorter than header + crc");
     len = rd16(req + 2);
     if (len != (uint32_t)n - EQP_HEADER - EQP_TRAILER)
-        return frame_error(EQP_E_FRAME_LENGTH, "length field disagrees with the frame's size");
+        return frame_error(EQP_E_FRAME_LENGTH, "length field disagrees with the frame");
     crc = rd32(req + EQP_HEADER + len);
-    if (crc != eq_crc32(0, req, EQP_HEADER + len)) return frame_error(EQP_E_FRAME_CRC, "frame crc32 mismatch");
+    if (crc != eq_crc32(0, req, EQP_HEADER + len)) return frame_error(EQP_E_FRAME_CRC, "crc32 mismatch");
     type = req[0];
     seq = req[1];
     if (last.valid && last.type == type && last.seq == seq && last.crc == crc) { /* a resend: same answer */
@@ -525,7 +535,7 @@ void protocol_loop(void) {
             else rx_overflow = 1;
             continue;
         }
-        if (rx_overflow) frame_error(EQP_E_FRAME_OVERFLOW, "frame longer than the largest frame");
+        if (rx_overflow) frame_error(EQP_E_FRAME_OVERFLOW, "longer than the largest frame");
         else if (rx_len) handle_frame();
         rx_len = 0;
         rx_overflow = 0;
