@@ -339,3 +339,22 @@ def test_signed_deploy_and_the_device_refuses_unsigned_or_foreign_blobs(blobs, t
         data = signed.read_bytes()
         c.load(data)
         assert c.verify(zlib.crc32(data)).bundled_tests == 16 and c.run().blob_crc == zlib.crc32(data)
+
+
+def test_upload_resumes_after_the_host_went_away(h7_board, blobs):
+    board, c = h7_board
+    data = blobs["t2"].read_bytes()
+    crc = zlib.crc32(data)
+    c.request(P.LOAD_BEGIN, struct.pack("<II", len(data), crc))
+    for off in range(0, 4096, 128):
+        c.request(P.LOAD_CHUNK, struct.pack("<I", off) + data[off:off + 128])
+    # a chunk beyond a gap is not written; the reply says where to resume
+    got, size = struct.unpack("<II", c.request(P.LOAD_CHUNK, struct.pack("<I", 8192) + data[8192:8320]))
+    assert (got, size) == (4096, len(data))
+    fresh = P.Client(board.stream)  # a new host session: its own sequence numbers
+    got, _ = struct.unpack("<II", fresh.request(P.LOAD_BEGIN, struct.pack("<II", len(data), crc)))
+    assert got == 4096
+    sent = []
+    fresh.load(data, progress=lambda done, total: sent.append(done))
+    assert sent[0] == 4096 + 128 and sent[-1] == len(data)  # nothing before 4096 was sent again
+    assert fresh.verify(crc).blob_size == len(data)
