@@ -204,6 +204,10 @@ def test_deploy_through_a_link_that_drops_and_corrupts(blobs, seed):
 
 
 def test_qemu_system_url_and_dead_board_errors(tmp_path):
+    from edgeq.runner.transports import open_transport
+
+    with pytest.raises(DeviceError, match="boots microcontroller firmware"):
+        open_transport("qemu-system://mps2-an386")
     with pytest.raises(DeviceError, match="unknown machine 'mps2-an999'"):
         QemuSystemBoard("qemu-system://mps2-an999", tmp_path / "x.elf")
     with pytest.raises(DeviceError, match="firmware image .* not found"):
