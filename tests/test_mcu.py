@@ -362,3 +362,17 @@ def test_upload_resumes_after_the_host_went_away(h7_board, blobs):
     fresh.load(data, progress=lambda done, total: sent.append(done))
     assert sent[0] == 4096 + 128 and sent[-1] == len(data)  # nothing before 4096 was sent again
     assert fresh.verify(crc).blob_size == len(data)
+
+
+def test_cli_build_firmware_for_an_mcu_target(tmp_path, blobs):
+    res = CliRunner().invoke(main, ["build", "--target", "stm32u5", "--blob", str(blobs["q4"]), "-o",
+                                    str(tmp_path / "fw"), "--json"])
+    assert res.exit_code == 0, res.output
+    info = json.loads(res.output[res.output.index("{"):])
+    assert info["linked_blob"] and info["placement"] == "emulated"
+    assert info["sections"][".edgeq_blob"] == blobs["q4"].stat().st_size
+    elf = tmp_path / "fw" / "firmware.elf"
+    header = elf.read_bytes()[:20]
+    assert header[:4] == b"\x7fELF" and struct.unpack_from("<H", header, 18)[0] == 40  # EM_ARM
+    assert (tmp_path / "fw" / "firmware.bin").stat().st_size > blobs["q4"].stat().st_size
+    assert "LENGTH = 2048K" in (tmp_path / "fw" / "memory.ld").read_text()  # the U575's flash, not the AN505's
