@@ -265,7 +265,7 @@ def test_serial_deploy_flashes_with_pyocd_first(tmp_path, monkeypatch, blobs):
 
 @pytest.mark.parametrize("target_id", ["stm32l4", "stm32h7", "stm32u5", "corstone300"])
 def test_cortex_m_kernels_bit_exact_with_ref(tmp_path, target_id):
-    """tests/c/cm_kernel_check.c on the emulated core: T2/Q4/I8, row and block scales, mat-vec and GEMM; the
+    """tests/c/cm_kernel_check.c on the emulated core: T2/T158/Q4/I8, row and block scales, mat-vec and GEMM; the
     DSP tier on every core, Helium too on the M55."""
     from edgeq.targets import mcu
 
@@ -284,8 +284,8 @@ def test_cortex_m_kernels_bit_exact_with_ref(tmp_path, target_id):
                           "none", "-serial", "null", "-semihosting-config", "enable=on,target=native",
                           "-kernel", str(elf)], capture_output=True, text=True, timeout=120, check=False)
     out = run.stdout + run.stderr
-    assert run.returncode == 0 and "cm-kernels ok cortex_m_dsp 96" in out, out
-    assert ("cm-kernels ok helium 96" in out) == ("mve" in target.features), out
+    assert run.returncode == 0 and "cm-kernels ok cortex_m_dsp 120" in out, out
+    assert ("cm-kernels ok helium 120" in out) == ("mve" in target.features), out
 
 
 def test_serial_url_on_a_pseudo_terminal(blobs):
