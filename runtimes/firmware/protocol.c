@@ -301,6 +301,9 @@ static void on_verify(uint8_t seq, const uint8_t *p, size_t n) {
     forget_model();
     edgeq_default_options(&opt);
     opt.max_batch = rd16(p + 2) ? rd16(p + 2) : 1;
+#ifdef EDGEQ_FW_TIER_ref
+    opt.tier = EDGEQ_TIER_REF; /* an image built with TIER=ref, to compare the Cortex-M tiers against */
+#endif
     if (source == 0) {
         if (!upload.active || upload.received != upload.size)
             return send_error(seq, EQP_E_STATE, 0,
