@@ -146,11 +146,14 @@ static size_t fmt_u(char *s, uint32_t v) { /* decimal, no printf on the device *
     return n;
 }
 
-/* msg: text with up to two "%u" */
+#define SAY_MAX 128 /* every buffer passed to say() holds at least this many bytes */
+typedef char say_fits_diag_message[EDGEQ_MESSAGE_MAX >= SAY_MAX ? 1 : -1];
+
+/* One line into buf (SAY_MAX bytes): fmt with up to two "%u"; cut short rather than overflow. */
 static const char *say(char *buf, const char *fmt, uint32_t a, uint32_t b) {
     size_t o = 0;
     int arg = 0;
-    for (; *fmt && o < 120; fmt++) {
+    for (; *fmt && o + 11 < SAY_MAX; fmt++) { /* room for a 10-digit number and the NUL */
         if (fmt[0] == '%' && fmt[1] == 'u') {
             o += fmt_u(buf + o, arg++ ? b : a);
             fmt++;
@@ -246,7 +249,7 @@ static void send_load_status(uint8_t seq) {
 }
 
 static void on_load_begin(uint8_t seq, const uint8_t *p, size_t n) {
-    char msg[128];
+    char msg[SAY_MAX];
     uint32_t size, crc;
     if (n != 8) return send_error(seq, EQP_E_BAD_REQUEST, 0, "LOAD_BEGIN takes size and crc32");
     size = rd32(p);
@@ -391,7 +394,7 @@ static void on_input(uint8_t seq, const uint8_t *p, size_t n) {
 }
 
 static void on_run(uint8_t seq, const uint8_t *p, size_t n) {
-    char msg[128];
+    char msg[SAY_MAX];
     uint8_t *out = reply + EQP_HEADER;
     edgeq_tensor_info_t in, tests;
     const uint8_t *src;
