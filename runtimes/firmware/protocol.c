@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "edgeq/edgeq.h"
+#include "edgeq/edgeq_blob.h"
 #include "edgeq/edgeq_pal.h"
 #include "fw.h"
 #include "protocol.h"
@@ -354,7 +355,7 @@ static void on_verify(uint8_t seq, const uint8_t *p, size_t n) {
         forget_model();
         return send_error(seq, EQP_E_TOO_LARGE, 0, "no RAM left for the input buffer");
     }
-    nt = edgeq_test_tensor(run.model, 0x8u /* EDGEQ_TENSOR_TEST_INPUT */, 0, &tests) == EDGEQ_OK && in.sample_bytes
+    nt = edgeq_test_tensor(run.model, EDGEQ_TENSOR_TEST_INPUT, 0, &tests) == EDGEQ_OK && in.sample_bytes
              ? tests.sample_bytes / in.sample_bytes : 0;
     run.blob = blob;
     run.size = size;
@@ -417,7 +418,7 @@ static void on_run(uint8_t seq, const uint8_t *p, size_t n) {
         if (first > run.n_tests || batch > run.n_tests - first)
             return send_error(seq, EQP_E_RANGE, 0, say(msg, "bundled samples %u.. beyond the %u bundled", first,
                                                        run.n_tests));
-        edgeq_test_tensor(run.model, 0x8u, 0, &tests);
+        edgeq_test_tensor(run.model, EDGEQ_TENSOR_TEST_INPUT, 0, &tests);
         src = (const uint8_t *)tests.data + (size_t)first * run.in_bytes;
     } else if (source != 0) {
         return send_error(seq, EQP_E_BAD_REQUEST, 0, "RUN source must be 0 (input buffer) or 1 (bundled)");
