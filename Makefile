@@ -1,7 +1,8 @@
 # edgeq: `make demo` and `make test` do all set-up themselves (tools/bootstrap.sh).
 PY := .venv/bin/python
 
-.PHONY: bootstrap demo test bench lint
+.PHONY: bootstrap demo test bench lint fuzz
+FUZZ_SECONDS ?= 300
 
 bootstrap:
 	@bash tools/bootstrap.sh
@@ -24,3 +25,7 @@ bench: bootstrap
 
 lint: bootstrap
 	.venv/bin/ruff check edgeq tests tools benchmarks examples
+
+# Each fuzzer (C loader+executor, Python readers) for FUZZ_SECONDS; prints executions, coverage, crashes.
+fuzz: bootstrap
+	$(PY) tools/fuzz/run_fuzz.py --seconds $(FUZZ_SECONDS)

@@ -42,9 +42,17 @@ def load_model(path: Path):
     if not path.exists():
         raise EdgeqError(f"{path}: no such model file")
     if path.suffix == ".pt2":
+        import warnings
+
         from edgeq.importers.torch_export import from_pt2
 
-        return from_pt2(path)
+        with warnings.catch_warnings(record=True) as caught:  # e.g. torchao scales rounded to fp16
+            warnings.simplefilter("always", UserWarning)
+            fg = from_pt2(path)
+        for w in caught:
+            if "torchao" in str(w.message):
+                click.echo(f"note: {w.message}", err=True)
+        return fg
     if path.suffix == ".gguf":
         from edgeq.importers.gguf_import import from_gguf_file
 
@@ -57,7 +65,7 @@ def load_model(path: Path):
 
 
 def _write_imported(graph: Graph, model: Path, fmt: str | None, calib: Path | None, target: str,
-                    output: Path) -> None:
+                    output: Path, preprocess: str | None) -> None:
     """Writes a model that arrives quantized (.gguf, .tflite) as imported: no recipe, no calibration."""
     if fmt or calib:
         raise EdgeqError(f"{model}: -f/--format and --calib do not apply to {model.suffix} models, whose "
@@ -67,6 +75,8 @@ def _write_imported(graph: Graph, model: Path, fmt: str | None, calib: Path | No
 
         get_target(target)  # an unknown target is an error here too
     graph.target = target
+    if preprocess:
+        graph.metadata["preprocess"] = preprocess_metadata(preprocess, graph.tensors[graph.inputs[0]].shape)
     size = write_blob(graph, output)
     consts = sum(t.is_const for t in graph.tensors)
     click.echo(f"wrote {output} ({size} bytes, {consts} constant tensors, {len(graph.ops)} ops, from {model.suffix})")
@@ -76,6 +86,13 @@ def _write_imported(graph: Graph, model: Path, fmt: str | None, calib: Path | No
         worst = max(e["max_abs_error"] for e in converted.values())
         click.echo(f"note: {len(converted)} Q8_0 tensor(s) requantized to i8 per row (not lossless: max abs "
                    f"error {worst:.3g}, per tensor in the blob metadata)", err=True)
+
+
+def preprocess_metadata(spec: str, input_shape: tuple[int, ...]) -> dict:
+    """The full image preprocessing recipe for the blob metadata (edgeq.preprocess)."""
+    from edgeq.preprocess import complete, parse_spec
+
+    return complete(parse_spec(spec), tuple(input_shape))
 
 
 def calibration_data(path: Path | None, fg, model: Path):
@@ -89,7 +106,7 @@ def calibration_data(path: Path | None, fg, model: Path):
         return x, None, None
     try:
         data = np.load(path)
-    except (OSError, ValueError) as e:
+    except (OSError, ValueError, EOFError) as e:  # EOFError: an empty file
         raise EdgeqError(f"{path}: cannot read calibration data ({e})") from None
     if "x" not in data:
         raise EdgeqError(f"{path}: calibration .npz needs an array named 'x' (has {', '.join(data.files)})")
@@ -111,17 +128,33 @@ def calibration_data(path: Path | None, fg, model: Path):
               help=".npz with calibration inputs 'x' and optional 'x_test'/'y_test' to bundle.")
 @click.option("--tests", "n_tests", type=click.IntRange(0, 10000), default=32, show_default=True,
               help="How many of the .npz's x_test inputs to bundle (with reference outputs) for device checks.")
+@click.option("--preprocess", default=None, metavar="SPEC",
+              help="Image preprocessing to record for `edgeq run --input IMAGE`: key=value list "
+                   "(size=WxH, mode=L|RGB, resize=box|bilinear|..., invert=0|1, scale=1/255, mean=.., std=..) "
+                   "or a .json file (docs/images.md).")
+@click.option("--plan", "plan_path", type=click.Path(path_type=Path, dir_okay=False),
+              help="Per-layer formats from `edgeq plan -o plan.json` (overrides -f, --group, --first-last-i8).")
 @click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False), required=True)
 def pack(model: Path, fmt: str | None, group: str, first_last_i8: bool, target: str, calib: Path | None,
-         n_tests: int, output: Path) -> None:
+         n_tests: int, preprocess: str | None, plan_path: Path | None, output: Path) -> None:
     """Quantize MODEL (.pt2) or repack an already quantized one (.gguf, .tflite), and write a blob."""
     from edgeq.packer import Recipe
     from edgeq.packer import pack as pack_graph
 
     fg = load_model(model)
     if isinstance(fg, Graph):
-        _write_imported(fg, model, fmt, calib, target, output)
+        if plan_path:
+            raise EdgeqError(f"{model}: --plan applies to float .pt2 models, not already quantized {model.suffix}")
+        _write_imported(fg, model, fmt, calib, target, output, preprocess)
         return
+    layer_formats: dict[str, str] = {}
+    if plan_path:
+        from edgeq.cli_plan import read_plan
+        from edgeq.packer import WEIGHT_KINDS
+
+        layer_formats, plan_group = read_plan(plan_path, [n.name for n in fg.nodes if n.kind in WEIGHT_KINDS])
+        group, first_last_i8 = str(plan_group), False
+    extra = {"preprocess": preprocess_metadata(preprocess, fg.input_shape)} if preprocess else None
     if target:
         from edgeq.targets.registry import get_target
 
@@ -134,11 +167,15 @@ def pack(model: Path, fmt: str | None, group: str, first_last_i8: bool, target: 
     layers = sum(n.kind in ("linear", "conv2d", "dwconv2d") for n in fg.nodes)
     with Progress(transient=True) as bar:
         task = bar.add_task("packing", total=layers)
-        graph = pack_graph(fg, x, Recipe(fmt, int(group), first_last_i8=first_last_i8), target=target,
-                           tests=tests, labels=labels,
+        recipe = Recipe(fmt, int(group), layer_formats=layer_formats, first_last_i8=first_last_i8)
+        graph = pack_graph(fg, x, recipe, target=target,
+                           tests=tests, labels=labels, metadata=extra,
                            progress=lambda s: bar.update(task, advance=1, description=s))
     size = write_blob(graph, output)
-    click.echo(f"wrote {output} ({size} bytes, {layers} layers, format {fmt})")
+    chosen = graph.metadata["recipe"]["layers"]  # the plan's, or pre-quantized layers' own formats
+    used = ", ".join(f"{n}={f}" for n, f in chosen.items()) if len(set(chosen.values())) > 1 else \
+        f"format {next(iter(chosen.values()), fmt)}"
+    click.echo(f"wrote {output} ({size} bytes, {layers} layers, {used})")
 
 
 def blob_summary(blob) -> dict:

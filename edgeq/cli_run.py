@@ -15,10 +15,12 @@ from edgeq.errors import EdgeqError
 
 
 def _inputs(session, path: Path) -> np.ndarray:
+    """A .npy batch (NCHW or NHWC), or an image / directory of images preprocessed as the blob records."""
     from edgeq.cli_pack import to_nhwc
+    from edgeq.preprocess import image_files, load_images
 
     if path.suffix != ".npy":
-        raise EdgeqError(f"{path}: inputs are .npy arrays (batch first)")
+        return load_images(image_files(path), session.graph.metadata, str(session.path))
     try:
         x = np.load(path)
     except (OSError, ValueError) as e:
@@ -34,21 +36,28 @@ def _inputs(session, path: Path) -> np.ndarray:
 
 @click.command()
 @click.argument("blob", type=click.Path(path_type=Path))
-@click.option("--input", "input_path", type=click.Path(path_type=Path, dir_okay=False), required=True,
-              help=".npy batch of inputs (NCHW or NHWC).")
+@click.option("--input", "input_paths", type=click.Path(path_type=Path), required=True, multiple=True,
+              help=".npy batch (NCHW or NHWC), an image (PNG/JPEG/...) or a directory of images; repeatable.")
 @click.option("--json", "as_json", is_flag=True)
-def run(blob: Path, input_path: Path, as_json: bool) -> None:
+def run(blob: Path, input_paths: tuple[Path, ...], as_json: bool) -> None:
     """Run BLOB on this host's C runtime and print the outputs and top-1 class per input."""
+    from edgeq.preprocess import image_files
     from edgeq.runtime import Session
 
     s = Session(blob)
-    out = s.run([_inputs(s, input_path)])[0]
-    result = {"outputs": out.tolist(), "top1": out.reshape(len(out), -1).argmax(1).tolist()}
+    batches, names = [], []
+    for path in input_paths:
+        x = _inputs(s, path)
+        batches.append(x)
+        files = image_files(path) if path.suffix != ".npy" else []
+        names += [str(f) for f in files] or [f"{path}[{i}]" for i in range(len(x))]
+    out = s.run([np.concatenate(batches)])[0]
+    result = {"inputs": names, "outputs": out.tolist(), "top1": out.reshape(len(out), -1).argmax(1).tolist()}
     if as_json:
         click.echo(json.dumps(result))
         return
-    for i, (row, cls) in enumerate(zip(out.reshape(len(out), -1), result["top1"])):
-        click.echo(f"{i}: class {cls}  " + " ".join(f"{v:.4g}" for v in row[:10]))
+    for name, row, cls in zip(names, out.reshape(len(out), -1), result["top1"]):
+        click.echo(f"{name}: class {cls}  " + " ".join(f"{v:.4g}" for v in row[:10]))
 
 
 @click.command()

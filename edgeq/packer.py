@@ -113,7 +113,9 @@ class _Lowering:
     def _weights(self, n: FNode) -> None:
         x = self.value[n.inputs[0]]
         xt = self.g.tensors[x]
-        fmt = self.recipe.format_for(n.name, self.layers.index(n), len(self.layers))
+        prequantized = n.params.get("prequantized")  # imported with the model's own codes and scales
+        fmt = prequantized.name if prequantized is not None else \
+            self.recipe.format_for(n.name, self.layers.index(n), len(self.layers))
         if fmt not in FORMATS:
             raise EdgeqError(f"unknown format '{fmt}' for layer {n.name}; choose from {', '.join(FORMATS)}")
         self.layer_formats[n.name] = fmt
@@ -121,7 +123,7 @@ class _Lowering:
             self.progress(f"{n.name} -> {fmt}")
         w = n.params["weight"]
         rows = w.reshape(w.shape[0], -1)
-        packed = quantize_weight(rows, fmt, group=self.recipe.group)
+        packed = prequantized if prequantized is not None else quantize_weight(rows, fmt, group=self.recipe.group)
         relu = self.sole_relu(n)
         out_name = relu.name if relu else n.name
         s_out, z_out = self.out_qparams(out_name)
@@ -272,6 +274,19 @@ def bundle_tests(g: Graph, x: np.ndarray, labels: np.ndarray | None) -> None:
         lab = g.const("__test_labels", np.asarray(labels, np.int32))
         g.tensors[lab].flags |= L.TENSOR_TEST_LABEL
         g.tensors[lab].test_index = 0
+
+
+def replace_tests(g: Graph, x: np.ndarray, labels: np.ndarray | None = None) -> None:
+    """Drops the bundled test tensors of `g` (no op uses them) and bundles `x` (+ labels) instead."""
+    flags = L.TENSOR_TEST_INPUT | L.TENSOR_TEST_OUTPUT | L.TENSOR_TEST_LABEL
+    keep = [i for i, t in enumerate(g.tensors) if not t.flags & flags]
+    new = {old: k for k, old in enumerate(keep)}
+    g.tensors = [g.tensors[i] for i in keep]
+    for op in g.ops:
+        op.inputs = [new[i] if i >= 0 else i for i in op.inputs]
+        op.outputs = [new[i] for i in op.outputs]
+    g.inputs, g.outputs = [new[i] for i in g.inputs], [new[i] for i in g.outputs]
+    bundle_tests(g, x, labels)
 
 
 def pack(fg: FloatGraph, calib: np.ndarray, recipe: Recipe, *, target: str = "", tests: np.ndarray | None = None,

@@ -9,6 +9,7 @@ from edgeq.blob import layout as L
 from edgeq.errors import EdgeqError
 from edgeq.formats import ids as F
 from edgeq.graph import Graph, Op, Tensor
+from edgeq.quant.activations import quantize_absmax_rows
 from edgeq.quant.fixedpoint import multiply_by_quantized_multiplier
 
 A = L  # attr indices live in layout
@@ -202,6 +203,100 @@ def _binarize(g: Graph, op: Op, v: dict) -> np.ndarray:
     return np.packbits(padded, axis=1, bitorder="little").view(np.uint32)
 
 
+def _linear_dyn(g: Graph, op: Op, v: dict) -> np.ndarray:
+    """Int8 absmax per token into the weight kernels, fp32 out: bit-exact with runtimes/src/matmul.c."""
+    w, x, bias = g.tensors[op.inputs[1]], v[op.inputs[0]], v[op.inputs[2]].astype(np.float32)
+    p = w.packed
+    rows = x.reshape(-1, x.shape[-1])
+    q, s = quantize_absmax_rows(rows)
+    q = q.astype(np.int32)
+    wi = _weight_ints(w)
+    q = _pad_cols(q, wi.shape[1])
+    # integer dot products through float64 BLAS: |sums| <= 127 * 128 * K stay exact far below 2**53
+    qf, wf = q.astype(np.float64), wi.astype(np.float64)
+    if p.scale_kind == F.SCALE_ROW:
+        acc = (qf @ wf.T).astype(np.int32).astype(np.float32)
+        y = acc * (s[:, None] * p.scales.astype(np.float32)[None, :]) + bias[None, :]
+    else:
+        nb = wi.shape[1] // p.block
+        d = p.scales.astype(np.float32)
+        accf = np.zeros((q.shape[0], wi.shape[0]), np.float32)
+        for b in range(nb):
+            sl = slice(b * p.block, (b + 1) * p.block)
+            accf = accf + d[None, :, b] * (qf[:, sl] @ wf[:, sl].T).astype(np.float32)
+        y = accf * s[:, None] + bias[None, :]
+    return y.astype(np.float32).reshape(x.shape[:-1] + (wi.shape[0],))
+
+
+def _embed(g: Graph, op: Op, v: dict) -> np.ndarray:
+    ids = v[op.inputs[0]]
+    table = g.tensors[op.inputs[1]]
+    if table.packed is not None:  # I8 rows with per-row scales
+        vocab = table.packed.int_values()[:, : table.shape[1]].astype(np.float32) * table.packed.scales[:, None]
+    else:
+        vocab = table.array
+    if ids.min(initial=0) < 0 or ids.max(initial=0) >= vocab.shape[0]:
+        raise EdgeqError(f"embed: token id outside the vocabulary (0..{vocab.shape[0] - 1})")
+    pos, typ = v[op.inputs[2]], v[op.inputs[3]]
+    t = ids.shape[1]
+    return ((vocab[ids] + typ[0]) + pos[None, :t]).astype(np.float32)
+
+
+def _eps(op: Op) -> np.float32:
+    return np.array([op.attrs[A.ATTR_EPS]], np.int32).view(np.float32)[0]
+
+
+def _norm(g: Graph, op: Op, v: dict) -> np.ndarray:
+    x = v[op.inputs[0]].astype(np.float32)
+    h = np.float32(x.shape[-1])
+    if op.op == L.OP_RMSNORM:
+        inv = np.float32(1) / np.sqrt((x * x).sum(axis=-1, keepdims=True) / h + _eps(op))
+        return ((x * inv) * v[op.inputs[1]]).astype(np.float32)
+    mean = x.sum(axis=-1, keepdims=True) / h
+    d = x - mean
+    inv = np.float32(1) / np.sqrt((d * d).sum(axis=-1, keepdims=True) / h + _eps(op))
+    return ((d * inv) * v[op.inputs[1]] + v[op.inputs[2]]).astype(np.float32)
+
+
+def gelu(x: np.ndarray) -> np.ndarray:
+    """0.5 x (1 + erf(x / sqrt 2)) in fp32 (numpy has no erf: torch's)."""
+    import torch
+
+    x = np.asarray(x, np.float32)
+    erf = torch.erf(torch.from_numpy(np.ascontiguousarray(x) * np.float32(0.70710678118654752))).numpy()
+    return (np.float32(0.5) * x * (np.float32(1) + erf)).astype(np.float32)
+
+
+def _attention(g: Graph, op: Op, v: dict) -> np.ndarray:
+    q, k, val = (v[i].astype(np.float32) for i in op.inputs[:3])
+    mask = v[op.inputs[3]] != 0
+    n, t, hdim = q.shape
+    heads = op.attrs[A.ATTR_HEADS]
+    d = hdim // heads
+    split = [a.reshape(n, t, heads, d).transpose(0, 2, 1, 3) for a in (q, k, val)]
+    scores = split[0] @ split[1].transpose(0, 1, 3, 2) * np.float32(1 / np.sqrt(np.float32(d)))
+    scores = np.where(mask[:, None, None, :], scores, -np.inf)
+    mx = scores.max(axis=-1, keepdims=True)
+    e = np.where(mask[:, None, None, :], np.exp(scores - np.where(np.isfinite(mx), mx, 0)), 0)
+    total = e.sum(axis=-1, keepdims=True)
+    p = np.where(total > 0, e / np.where(total > 0, total, 1), 0).astype(np.float32)
+    return (p @ split[2]).transpose(0, 2, 1, 3).reshape(n, t, hdim).astype(np.float32)
+
+
+def _meanpool(g: Graph, op: Op, v: dict) -> np.ndarray:
+    x = v[op.inputs[0]].astype(np.float32)
+    mask = (v[op.inputs[1]] != 0).astype(np.float32)
+    count = mask.sum(axis=1, keepdims=True)
+    y = np.where(count > 0, (x * mask[:, :, None]).sum(axis=1) / np.maximum(count, 1), 0).astype(np.float32)
+    if op.attrs[A.ATTR_L2NORM]:
+        y = y / np.maximum(np.linalg.norm(y, axis=1, keepdims=True), np.float32(1e-12))
+    return y.astype(np.float32)
+
+
+_ENCODER_OPS = {L.OP_LINEAR_DYN: _linear_dyn, L.OP_EMBED: _embed, L.OP_LAYERNORM: _norm, L.OP_RMSNORM: _norm,
+                L.OP_ATTENTION: _attention, L.OP_MEANPOOL: _meanpool}
+
+
 def _run_op(g: Graph, op: Op, v: dict) -> np.ndarray:
     xt, yt = g.tensors[op.inputs[0]], g.tensors[op.outputs[0]]
     x = v[op.inputs[0]]
@@ -213,7 +308,15 @@ def _run_op(g: Graph, op: Op, v: dict) -> np.ndarray:
         return _pool(g, op, v)
     if op.op == L.OP_RELU:
         return np.maximum(x, np.int8(xt.qzero))
+    if op.op in _ENCODER_OPS:
+        return _ENCODER_OPS[op.op](g, op, v)
+    if op.op == L.OP_GELU:
+        return gelu(x)
+    if op.op == L.OP_RELU2:
+        return (np.maximum(x, 0) ** 2).astype(np.float32)
     if op.op == L.OP_ADD:
+        if xt.format == F.FMT_F32:
+            return (x + v[op.inputs[1]]).astype(np.float32)
         return _add(g, op, v)
     if op.op == L.OP_RESHAPE:
         return x.reshape((x.shape[0],) + tuple(yt.shape[1:]))

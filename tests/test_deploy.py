@@ -47,6 +47,15 @@ def test_deploy_rpi5_emulated_json_report():
     assert "used its emulated default qemu-user://cortex-a76" in res.output
 
 
+def test_deploy_host_without_power_figures_reports_no_energy():
+    res = deploy("--target", "host", MODEL, "--calib", CALIB, "--runs", "3", "--json")
+    assert res.exit_code == 0, res.output
+    report = json.loads(res.output[res.output.index("{"):])
+    assert report["latency"]["stats"]["source"] == "measured" and report["accuracy"]["passed"]
+    assert report["energy"] is None
+    assert any("no [power] section" in n for n in report["notes"])
+
+
 def test_deploy_rpi5_build_on_a_core_without_dotprod_picks_neon():
     """The same aarch64 runner on a Cortex-A53 (no SDOT): the runtime chooses the ARMv8.0 NEON tier itself."""
     res = deploy("--target", "rpi5", MODEL, "--calib", CALIB, "--runs", "1", "--connect", "qemu-user://cortex-a53",

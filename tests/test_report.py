@@ -25,6 +25,7 @@ from edgeq.report import (
     LoadTime,
     Memory,
     ModelledLatency,
+    Prediction,
     Report,
     TargetInfo,
     Verdict,
@@ -72,6 +73,7 @@ def emulated_report() -> Report:
         energy=ModelledEnergy(target).energy(roofline["ms"], "modelled", "roofline"),
         accuracy=build(Accuracy, {**acc, "tolerance": 0.01, "passed": True}),
         notes=["no connection configured for rpi5: used qemu-user://cortex-a76"],
+        predictions=[Prediction("7.png", 7, 0.93, 7)],
         edgeq_version="0.1.0",
     )
 

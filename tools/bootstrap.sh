@@ -11,7 +11,7 @@ APT_PACKAGES=(
   gcc-arm-none-eabi libnewlib-arm-none-eabi
   yosys iverilog
   openssh-server openssh-client adb
-  libglib2.0-dev clang-14
+  libglib2.0-dev clang-14 libclang-rt-14-dev llvm-14
   openjdk-17-jdk-headless
 )
 
@@ -34,6 +34,6 @@ stamp=.venv/.edgeq-installed
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   echo "bootstrap: installing Python packages into .venv"
   .venv/bin/pip install -q --upgrade pip >/dev/null
-  .venv/bin/pip install -q -e ".[dev,examples,gguf,llm]"
+  .venv/bin/pip install -q -e ".[dev,examples,gguf,llm,executorch]"
   touch "$stamp"
 fi

@@ -56,6 +56,14 @@ OP_SOFTMAX = 9
 OP_QUANTIZE = 10
 OP_DEQUANTIZE = 11
 OP_BINARIZE = 12
+OP_EMBED = 13
+OP_LAYERNORM = 14
+OP_RMSNORM = 15
+OP_GELU = 16
+OP_RELU2 = 17
+OP_ATTENTION = 18
+OP_MEANPOOL = 19
+OP_LINEAR_DYN = 20
 OP_NAMES = {
     OP_LINEAR: "linear",
     OP_CONV2D: "conv2d",
@@ -69,6 +77,14 @@ OP_NAMES = {
     OP_QUANTIZE: "quantize",
     OP_DEQUANTIZE: "dequantize",
     OP_BINARIZE: "binarize",
+    OP_EMBED: "embed",
+    OP_LAYERNORM: "layernorm",
+    OP_RMSNORM: "rmsnorm",
+    OP_GELU: "gelu",
+    OP_RELU2: "relu2",
+    OP_ATTENTION: "attention",
+    OP_MEANPOOL: "meanpool",
+    OP_LINEAR_DYN: "linear_dyn",
 }
 
 ATTR_ACT_MIN = 0
@@ -88,6 +104,9 @@ ATTR_ADD_MULT_B = 5
 ATTR_ADD_SHIFT_B = 6
 ATTR_ADD_MULT_OUT = 7
 ATTR_ADD_SHIFT_OUT = 8
+ATTR_EPS = 0
+ATTR_HEADS = 0
+ATTR_L2NORM = 0
 
 
 class edgeq_header_t(C.LittleEndianStructure):

@@ -35,6 +35,12 @@ SUPPORTED = {
     "aten.dropout.default": "identity",
     "aten.clone.default": "identity",
     "_operator.getitem": "getitem",
+    # torchao-quantized weights saved in the program: qdata/scale/zero_point read from the weight, dequantized
+    "export.access_subclass_inner_tensor.default": "subclass_inner",
+    "torchao.dequantize_affine.default": "dequantize_affine",
+    # torchao's dynamic activation fake-quant (8da4w): dropped, edgeq quantizes activations its own way
+    "torchao.choose_qparams_affine.default": "activation_qparams",
+    "torchao.quantize_affine.default": "quantize_affine",
 }
 
 
@@ -78,8 +84,16 @@ class _Importer:
         sig = ep.graph_signature
         state = ep.state_dict
         self.params = {}
-        for ph, name in {**sig.inputs_to_parameters, **sig.inputs_to_buffers}.items():
+        self.fqn = {**sig.inputs_to_parameters, **sig.inputs_to_buffers}  # placeholder -> state-dict name
+        self.quantized: dict[str, object] = {}  # placeholder -> torchao weight (kept for its codes and scales)
+        self.inner: dict[str, str] = {}  # access_subclass_inner_tensor node -> the weight placeholder
+        self.dequantized: dict[str, str] = {}  # dequantize_affine node -> the weight placeholder
+        self.act_qparams: set[str] = set()  # run-time activation scale/zero-point values (ignored)
+        for ph, name in self.fqn.items():
             value = state[name] if name in state else ep.constants[name]
+            if all(hasattr(value, k) for k in ("qdata", "scale", "zero_point", "block_size")):
+                self.quantized[ph] = value
+                value = value.dequantize()
             self.params[ph] = value.detach().float().numpy()
         self.nodes: list[FNode] = []
         self.alias: dict[str, str] = {}
@@ -129,18 +143,44 @@ class _Importer:
             )
         a = node.args
         x = a[0]
+        if kind == "activation_qparams" or (kind == "getitem" and x.name in self.act_qparams):
+            self.act_qparams.add(node.name)
+            return
+        if kind == "quantize_affine" or (kind == "dequantize_affine" and x.name not in self.inner):
+            if x.name in self.params or x.name in self.inner:
+                raise EdgeqError(f"node '{node.name}': {node.target} of a weight that is not a torchao tensor")
+            self.alias[node.name] = self.name(x)  # activation fake-quant: edgeq's static int8 replaces it
+            self.rank[node.name] = self.rank.get(x.name, len(_shape(x)))
+            return
         if kind in ("identity", "getitem"):
             if kind == "getitem" and a[1] != 0:
                 raise EdgeqError(f"node '{node.name}': only the first output of {x.name} can be used")
             self.alias[node.name] = self.name(x)
             self.rank[node.name] = self.rank.get(x.name, 0)
             return
+        if kind == "subclass_inner":
+            if x.name not in self.quantized:
+                raise EdgeqError(f"node '{node.name}': reads inside a weight that is not a torchao quantized tensor")
+            self.inner[node.name] = x.name
+            return
+        if kind == "dequantize_affine":
+            owners = {self.inner.get(getattr(v, "name", ""), "") for v in (a[0], a[2], a[3])}
+            if len(owners) != 1 or "" in owners:
+                raise EdgeqError(f"node '{node.name}': dequantize_affine of something other than one torchao weight")
+            owner = owners.pop()
+            self.params[node.name], self.dequantized[node.name] = self.params[owner], owner
+            return
         src = self.name(x)
         if kind == "linear":
             w = self.param(a[1])
             b = self.param(a[2]) if len(a) > 2 else None
+            owner = self.dequantized.get(a[1].name, a[1].name)
+            attrs = {"weight_param": self.fqn.get(owner, "")}
+            if src in self.nchw:  # where each stored column came from (pre-quantized weights follow it too)
+                attrs["columns"] = self._unflatten_columns(src, np.arange(w.shape[1]).reshape(1, -1))[0]
             w = self._unflatten_columns(src, w)
-            self.emit("linear", node, [src], {"weight": w, "bias": b if b is not None else np.zeros(w.shape[0], np.float32)})
+            self.emit("linear", node, [src], {"weight": w, "bias": b if b is not None else np.zeros(w.shape[0], np.float32)},
+                      attrs)
         elif kind == "conv2d":
             self._conv(node)
         elif kind == "batch_norm":
@@ -242,8 +282,13 @@ class _Importer:
 
 
 def from_exported(ep, source: str = "") -> FloatGraph:
-    graph = _Importer(ep).run()
+    importer = _Importer(ep)
+    graph = importer.run()
     graph.source = source
+    if importer.quantized:  # torchao weights keep their own codes and scales
+        from edgeq.importers.torch_quantized import attach_prequantized
+
+        attach_prequantized(graph, {importer.fqn[ph]: w for ph, w in importer.quantized.items()})
     return graph
 
 

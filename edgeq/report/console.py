@@ -102,6 +102,17 @@ def _memory(report: Report) -> Table | None:
     return t
 
 
+def _predictions(report: Report) -> Table | None:
+    if not report.predictions:
+        return None
+    t = Table(title=f"Predictions for {len(report.predictions)} inputs (device)")
+    for name, justify in (("input", "left"), ("class", "right"), ("score", "right"), ("host reference", "right")):
+        t.add_column(name, justify=justify)  # type: ignore[arg-type]
+    for p in report.predictions:
+        t.add_row(p.input, str(p.top1), f"{p.score:.4g}", str(p.reference_top1))
+    return t
+
+
 def _accuracy(report: Report) -> Table | None:
     a = report.accuracy
     if a is None:
@@ -118,6 +129,11 @@ def _accuracy(report: Report) -> Table | None:
     t.add_row("max abs error", f"{a.max_abs_err:.4g} at sample {a.max_abs_err_at[0]}, element {a.max_abs_err_at[1]}")
     t.add_row("MAE / RMSE", f"{a.mae:.4g} / {a.rmse:.4g}")
     t.add_row("L2r / cosine", f"{'–' if a.l2r is None else f'{a.l2r:.4g}'} / {a.cosine:.6f}")
+    if a.min_sample_cosine is not None:
+        t.add_row("min per-sample cosine vs host", f"{a.min_sample_cosine:.6f}")
+    if a.cosine_vs_fp32_mean is not None:
+        t.add_row("cosine vs fp32 model (mean / min)", f"{a.cosine_vs_fp32_mean:.4f} / {a.cosine_vs_fp32_min:.4f} "
+                  f"(needs mean >= {a.fp32_threshold:g})")
     if a.passed is not None:
         tol = "" if a.tolerance is None else f" (tolerance {a.tolerance:g})"
         t.add_row("check", ("[green]pass[/]" if a.passed else "[bold red]FAIL[/]") + tol)
@@ -136,7 +152,7 @@ def render(report: Report, console: Console | None = None) -> None:
         console.print(f"no connection configured for {report.target.id}: used its emulated default {d.url}")
     console.print(f"runner {report.build.binary}; kernels: "
                   + ", ".join(f"{f}={k}" for f, k in sorted(report.build.kernels.items())))
-    for table in (_figures(report), _layers(report), _memory(report), _accuracy(report)):
+    for table in (_figures(report), _layers(report), _memory(report), _accuracy(report), _predictions(report)):
         if table is not None:
             console.print(table)
     for note in report.notes:

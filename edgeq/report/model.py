@@ -153,6 +153,12 @@ class Accuracy:
     cosine: float
     tolerance: float | None = None
     passed: bool | None = None
+    # embedding models (blob metadata accuracy.metric = "cosine"): per-sample cosine vs the host reference,
+    # and vs the unquantized fp32 model's embeddings bundled in the blob
+    min_sample_cosine: float | None = None
+    cosine_vs_fp32_mean: float | None = None
+    cosine_vs_fp32_min: float | None = None
+    fp32_threshold: float | None = None
 
 
 @dataclass
@@ -160,6 +166,16 @@ class Verdict:
     ok: bool
     exit_code: int
     errors: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Prediction:
+    """The device's top-1 answer for one user input (`edgeq deploy --input DIR`)."""
+
+    input: str
+    top1: int
+    score: float  # the top-1 output value (a probability when the model ends in softmax)
+    reference_top1: int  # the host reference executor's answer for the same input
 
 
 @dataclass
@@ -175,6 +191,7 @@ class Report:
     energy: Energy | None = None
     accuracy: Accuracy | None = None
     notes: list[str] = field(default_factory=list)
+    predictions: list[Prediction] = field(default_factory=list)
     edgeq_version: str = ""
     created: str = field(default_factory=lambda: _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"))
     schema_version: int = SCHEMA_VERSION

@@ -31,9 +31,12 @@ from edgeq.errors import AccuracyError
 @click.option("--pubkey", type=click.Path(path_type=Path, dir_okay=False), default=None,
               help="Ed25519 public key (.pub): host and device refuse a blob not signed by it, unsigned "
                    "included (needed when the target requires signatures).")
+@click.option("--input", "inputs", type=click.Path(path_type=Path),
+              help="An image or directory of images to run on the device (preprocessed as the blob records); "
+                   "the report lists each one's prediction.")
 def deploy(model: Path, target_id: str, fmt: str | None, calib: Path | None, connect: str | None, device: str | None,
            runs: int, warmup: int, timeout: float, mode: str, no_flash: bool, as_json: bool, plot: Path | None,
-           pubkey: Path | None) -> None:
+           pubkey: Path | None, inputs: Path | None) -> None:
     """Deploy MODEL (.pt2 or .edgeq) to a board, profile it and check it against the host reference."""
     from edgeq.report.console import render
     from edgeq.runner.deploy import deploy as run_deploy
@@ -44,8 +47,8 @@ def deploy(model: Path, target_id: str, fmt: str | None, calib: Path | None, con
     err = Console(stderr=True)
     with err.status("deploying") as status:
         report = run_deploy(target_id, model, fmt=fmt, connect=connect, device=device, calib=calib, runs=runs,
-                            warmup=warmup, timeout=timeout, progress=lambda s: status.update(s), public_key=pubkey,
-                            mcu_options=Options(mode=mode, flash=not no_flash))
+                            warmup=warmup, timeout=timeout, inputs=inputs, progress=lambda s: status.update(s),
+                            public_key=pubkey, mcu_options=Options(mode=mode, flash=not no_flash))
     for note in report.notes[:1]:
         err.print(f"note: {note}")
     if as_json:

@@ -107,6 +107,28 @@ def blob_for(target: Target, model: Path, fmt: str | None, calib: Path | None, w
     return out
 
 
+def bundle_inputs(blob: Path, inputs: Path, workdir: Path) -> tuple[Path, list[str]]:
+    """A copy of the blob whose bundled test inputs are the user's images (preprocessed as the blob
+    records) with their host-reference outputs: the runner already runs bundled inputs on the device."""
+    from edgeq.packer import replace_tests
+    from edgeq.preprocess import image_files, load_images
+
+    g = read_blob(blob).graph
+    files = image_files(inputs)
+    replace_tests(g, load_images(files, g.metadata, blob.name))
+    out = workdir / ("inputs-" + blob.name)
+    write_blob(g, out)
+    return out, [f.name for f in files]
+
+
+def predictions(blob: Path, names: list[str], outputs: list) -> list[R.Prediction]:
+    """Per-input top-1 of the device outputs beside the host reference's."""
+    g = read_blob(blob).graph
+    ref = np.asarray(g.tensors[g.test_tensors(L.TENSOR_TEST_OUTPUT)[0]].array, np.float32).reshape(len(names), -1)
+    got = np.asarray(outputs, np.float32).reshape(len(names), -1)
+    return [R.Prediction(n, int(row.argmax()), float(row.max()), int(r.argmax())) for n, row, r in zip(names, got, ref)]
+
+
 def push_public_key(dev, signing: Signing, workdir: Path) -> None:
     """The device's runner checks the blob itself: it gets the public key as edgeq.pub."""
     if signing.public_key is not None:
@@ -203,15 +225,43 @@ def check_accuracy(blob_path: Path, outputs: list) -> dict:
     got = np.asarray(outputs, np.float32).reshape(ref.shape)
     labels = g.test_tensors(L.TENSOR_TEST_LABEL)
     metrics = accuracy_metrics(got, ref, g.tensors[labels[0]].array if labels else None)
+    spec = g.metadata.get("accuracy") or {}
+    if spec.get("metric") == "cosine":
+        return _cosine_accuracy(g, spec, got, ref, metrics)
     metrics["tolerance"] = ATOL
     metrics["passed"] = bool(metrics["max_abs_err"] <= ATOL)
     return metrics
 
 
+def _row_cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    a, b = a.reshape(len(a), -1).astype(np.float64), b.reshape(len(b), -1).astype(np.float64)
+    return (a * b).sum(1) / np.maximum(np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1), 1e-30)
+
+
+def _cosine_accuracy(g, spec: dict, got: np.ndarray, ref: np.ndarray, metrics: dict) -> dict:
+    """Embedding outputs: an argmax means nothing, and fp32 libm calls (expf, erff) may differ by an ulp
+    between hosts, which per-token int8 re-quantization can amplify. Passed = every sample's cosine with the host
+    reference >= `min_cosine`, and, when the fp32 model's embeddings are bundled, their mean cosine with
+    the device's >= `min_mean_vs_fp32` (the quantization quality gate)."""
+    per_sample = _row_cosines(got, ref)
+    metrics["tolerance"] = float(spec.get("min_cosine", 0.99999))
+    metrics["min_sample_cosine"] = float(per_sample.min())
+    passed = metrics["min_sample_cosine"] >= metrics["tolerance"]
+    fp32 = [t for t in g.tensors if t.name == spec.get("fp32_reference")]
+    if fp32:
+        vs = _row_cosines(got, np.asarray(fp32[0].array, np.float32))
+        metrics["cosine_vs_fp32_mean"] = float(vs.mean())
+        metrics["cosine_vs_fp32_min"] = float(vs.min())
+        metrics["fp32_threshold"] = float(spec.get("min_mean_vs_fp32", 0.0))
+        passed = passed and metrics["cosine_vs_fp32_mean"] >= metrics["fp32_threshold"]
+    metrics["passed"] = bool(passed)
+    return metrics
+
+
 def deploy(target_id: str, model: Path, *, fmt: str | None = None, connect: str | None = None,
            device: str | None = None, calib: Path | None = None, runs: int = 20, warmup: int = 3,
-           timeout: float = 600.0, progress=None, public_key: str | os.PathLike | None = None,
-           mcu_options=None) -> R.Report:
+           timeout: float = 600.0, inputs: Path | None = None, progress=None,
+           public_key: str | os.PathLike | None = None, mcu_options=None) -> R.Report:
     """The whole pipeline; raises EdgeqError subclasses with one-line messages on failure."""
     from edgeq.build import build_runtime
 
@@ -222,6 +272,9 @@ def deploy(target_id: str, model: Path, *, fmt: str | None = None, connect: str 
     if target.family == "mcu":
         from edgeq.runner.mcu_deploy import deploy_mcu
 
+        if inputs is not None:
+            raise EdgeqError(f"--input is not supported for {target.id} yet: MCU deploys run the bundled test inputs")
+
         report = deploy_mcu(target, plan.url, plan.default_connection, Path(model), fmt=fmt, calib=calib, runs=runs,
                             warmup=warmup, opts=mcu_options, progress=progress, signing=signing)
         report.device.name = plan.device_name
@@ -229,6 +282,13 @@ def deploy(target_id: str, model: Path, *, fmt: str | None = None, connect: str 
     with tempfile.TemporaryDirectory(prefix="edgeq-deploy-") as tmp:
         step("packing")
         blob = blob_for(target, Path(model), fmt, calib, Path(tmp), signing)
+        names: list[str] = []
+        if inputs is not None:
+            if signing.public_key is not None:
+                raise EdgeqError("--input rewrites the blob's bundled inputs, which voids its signature: run the "
+                                 "images with `edgeq run`, or deploy without signature checking")
+            step("bundling the input images")
+            blob, names = bundle_inputs(blob, Path(inputs), Path(tmp))
         step("building runtime")
         build = build_runtime(target)
         step(f"running on {plan.url}")
@@ -237,6 +297,7 @@ def deploy(target_id: str, model: Path, *, fmt: str | None = None, connect: str 
         instructions = count_instructions(plan, build.runner, blob, timeout, signing)
         step("checking accuracy")
         metrics = check_accuracy(blob, data["outputs"])
+        per_input = predictions(blob, names, data["outputs"]) if names else []
         parsed = read_blob(blob)
         estimate = latency.predict_blob(target, blob)
         blob_bytes = blob.stat().st_size
@@ -252,8 +313,12 @@ def deploy(target_id: str, model: Path, *, fmt: str | None = None, connect: str 
     if instructions is not None:
         counted = R.build(R.InstructionCount, profile.instruction_count(instructions, "qemu insn plugin, per inference"))
         modelled.append(R.build(R.ModelledLatency, profile.modelled_from_instructions(target, instructions)))
-    energy = ModelledEnergy(target).energy(modelled[-1].ms, "modelled", modelled[-1].method)
     notes = []
+    energy = None
+    if target.section("power"):
+        energy = ModelledEnergy(target).energy(modelled[-1].ms, "modelled", modelled[-1].method)
+    else:
+        notes.append(f"target {target.id} has no [power] section: no energy figure")
     if signing.public_key is not None:
         from edgeq.blob.sign import key_id
 
@@ -279,9 +344,15 @@ def deploy(target_id: str, model: Path, *, fmt: str | None = None, connect: str 
         energy=R.build(R.Energy, energy) if isinstance(energy, dict) else energy,
         accuracy=R.build(R.Accuracy, metrics),
         notes=notes,
+        predictions=per_input,
         edgeq_version=__version__,
     )
-    if not metrics["passed"]:
+    if not metrics["passed"] and metrics.get("min_sample_cosine") is not None:
+        report.verdict.errors.append(
+            f"embeddings: min cosine with the host reference {metrics['min_sample_cosine']:.6f} (needs "
+            f"{metrics['tolerance']}), mean cosine with fp32 {metrics.get('cosine_vs_fp32_mean')} (needs "
+            f"{metrics.get('fp32_threshold')})")
+    elif not metrics["passed"]:
         at = metrics["max_abs_err_at"]
         report.verdict.errors.append(
             f"device output differs from the host reference: max |err| {metrics['max_abs_err']:.3g} at sample {at[0]}, "

@@ -80,3 +80,41 @@ float expf(float x) {
     p = p * r * r + r + 1.0f;
     return p * pow2(k / 2) * pow2(k - k / 2);
 }
+
+/* sqrtf for LAYERNORM/RMSNORM/ATTENTION/MEANPOOL (docs/transformers.md): the hardware instruction, correctly
+ * rounded like libm's; without one, Newton steps from a bit-level estimate (within an ulp or two). */
+float sqrtf(float x) {
+#if defined(__aarch64__)
+    float r;
+    __asm__("fsqrt %s0, %s1" : "=w"(r) : "w"(x));
+    return r;
+#elif defined(__x86_64__)
+    float r;
+    __asm__("sqrtss %1, %0" : "=x"(r) : "x"(x));
+    return r;
+#else
+    union {
+        float f;
+        uint32_t u;
+    } v;
+    float y;
+    int i;
+    if (!(x > 0.0f) || x != x || x > 3.4e38f) return x == 0.0f || x != x || x > 3.4e38f ? x : (x - x) / (x - x);
+    v.f = x;
+    v.u = (v.u >> 1) + 0x1fc00000u;
+    y = v.f;
+    for (i = 0; i < 4; i++) y = 0.5f * (y + x / y);
+    return y;
+#endif
+}
+
+/* erff for GELU: Abramowitz & Stegun 7.1.26 (|error| <= 1.5e-7), odd symmetry. */
+float erff(float x) {
+    const float a1 = 0.254829592f, a2 = -0.284496736f, a3 = 1.421413741f, a4 = -1.453152027f, a5 = 1.061405429f;
+    float ax = x < 0.0f ? -x : x, t, y;
+    if (x != x) return x;
+    if (ax > 9.0f) return x < 0.0f ? -1.0f : 1.0f;
+    t = 1.0f / (1.0f + 0.3275911f * ax);
+    y = 1.0f - ((((a5 * t + a4) * t + a3) * t + a2) * t + a1) * t * expf(-ax * ax);
+    return x < 0.0f ? -y : y;
+}

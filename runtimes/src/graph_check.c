@@ -5,13 +5,20 @@
  * No memory: producers are found by scanning earlier ops (graphs are small; this runs once).
  */
 #include <math.h>
+#include <string.h>
 
 #include "internal.h"
 
 static const char *OP_NAMES[] = {"?", "linear", "conv2d", "dwconv2d", "maxpool2d", "avgpool2d", "relu",
-                                 "add", "reshape", "softmax", "quantize", "dequantize", "binarize"};
+                                 "add", "reshape", "softmax", "quantize", "dequantize", "binarize", "embed",
+                                 "layernorm", "rmsnorm", "gelu", "relu2", "attention", "meanpool", "linear_dyn"};
 
-const char *eq_op_name(int op) { return op >= 1 && op <= EDGEQ_OP_BINARIZE ? OP_NAMES[op] : "?"; }
+const char *eq_op_name(int op) { return op >= 1 && op <= EDGEQ_OP_LINEAR_DYN ? OP_NAMES[op] : "?"; }
+
+/* How many leading inputs are activations (the rest are constants). */
+static int activation_inputs(int op) {
+    return op == EDGEQ_OP_ADD || op == EDGEQ_OP_MEANPOOL ? 2 : op == EDGEQ_OP_ATTENTION ? 4 : 1;
+}
 
 typedef struct {
     const eq_blob_t *b;
@@ -158,6 +165,115 @@ static edgeq_status_t check_weighted(const op_ctx_t *c) {
     return check_requant(c, w, y);
 }
 
+/* Input i is a constant of format fmt with `n` elements (n < 0: any count). */
+static edgeq_status_t need_const(const op_ctx_t *c, int i, int fmt, int32_t n) {
+    const edgeq_tensor_t *t;
+    if (c->op->inputs[i] < 0 || !is_const(c->b, c->op->inputs[i]))
+        return eq_fail(c->diag, EDGEQ_E_OPERANDS, "op %u (%s): input %d must be a constant", c->k, eq_op_name(c->op->op), i);
+    t = in(c, i);
+    if (t->format != fmt) return bad_format(c, "constant", t, fmt == EDGEQ_FMT_F32 ? "F32" : "I32");
+    if (n >= 0 && count(t) != n) return bad_shape(c, "a parameter vector differs from the feature count");
+    return EDGEQ_OK;
+}
+
+static int same_shape_as(const edgeq_tensor_t *a, const edgeq_tensor_t *b) {
+    return a->format == b->format && same_sample_shape(a, b);
+}
+
+/* LINEAR_DYN: x F32 [N,(T,)K] -> F32 [N,(T,)M]; weight and an F32 bias per weight row. */
+static edgeq_status_t check_linear_dyn(const op_ctx_t *c) {
+    const edgeq_tensor_t *x = in(c, 0), *y = out(c), *w;
+    int d;
+    if (c->op->n_inputs != 3 || c->op->inputs[1] < 0)
+        return eq_fail(c->diag, EDGEQ_E_OPERANDS, "op %u (linear_dyn): takes 3 inputs (x, weight, bias)", c->k);
+    w = in(c, 1);
+    if (!is_const(c->b, c->op->inputs[1]) || w->scale_kind == EDGEQ_SCALE_NONE || w->format == EDGEQ_FMT_B1)
+        return bad_format(c, "weight", w, "a packed weight (T2, T158, Q4, I8 with scales)");
+    if (x->format != EDGEQ_FMT_F32 || y->format != EDGEQ_FMT_F32) return bad_format(c, "input/output", x, "F32");
+    if (x->ndim < 2 || x->ndim > 3 || y->ndim != x->ndim) return bad_shape(c, "linear_dyn tensors are [N, (T,) features]");
+    for (d = 1; d < x->ndim - 1; d++)
+        if (x->shape[d] != y->shape[d]) return bad_shape(c, "input and output token counts differ");
+    if (x->shape[x->ndim - 1] != w->shape[1]) return bad_shape(c, "input features differ from the weight's columns");
+    if (y->shape[y->ndim - 1] != w->shape[0]) return bad_shape(c, "output features differ from the weight's rows");
+    return need_const(c, 2, EDGEQ_FMT_F32, w->shape[0]);
+}
+
+/* EMBED .. MEANPOOL (docs/transformers.md). */
+static edgeq_status_t check_encoder(const op_ctx_t *c) {
+    static const int n_in[] = {4, 3, 2, 1, 1, 4, 2};
+    const edgeq_op_t *op = c->op;
+    const edgeq_tensor_t *x = in(c, 0), *y = out(c);
+    const int expected = n_in[op->op - EDGEQ_OP_EMBED];
+    const int32_t H = x->shape[x->ndim - 1];
+    edgeq_status_t st;
+    int i;
+    if (op->n_inputs != expected)
+        return eq_fail(c->diag, EDGEQ_E_OPERANDS, "op %u (%s): takes %d input(s), has %u", c->k, eq_op_name(op->op),
+                       expected, (unsigned)op->n_inputs);
+    for (i = 0; i < expected; i++)
+        if (op->inputs[i] < 0) return eq_fail(c->diag, EDGEQ_E_OPERANDS, "op %u (%s): input %d missing", c->k,
+                                              eq_op_name(op->op), i);
+    switch (op->op) {
+    case EDGEQ_OP_EMBED: {
+        const edgeq_tensor_t *w = in(c, 1), *pos, *type;
+        if (x->format != EDGEQ_FMT_I32 || x->ndim != 2) return bad_format(c, "token ids", x, "I32 [N, T]");
+        if (!is_const(c->b, op->inputs[1]) || w->ndim != 2 ||
+            !(w->format == EDGEQ_FMT_F32 || (w->format == EDGEQ_FMT_I8 && w->scale_kind == EDGEQ_SCALE_ROW)))
+            return bad_format(c, "word table", w, "a constant F32 [V, H] or I8 weight with row scales");
+        if ((st = need_const(c, 2, EDGEQ_FMT_F32, -1)) != EDGEQ_OK) return st;
+        if ((st = need_const(c, 3, EDGEQ_FMT_F32, -1)) != EDGEQ_OK) return st;
+        pos = in(c, 2);
+        type = in(c, 3);
+        if (pos->ndim != 2 || type->ndim != 2 || pos->shape[1] != w->shape[1] || type->shape[1] != w->shape[1])
+            return bad_shape(c, "position/type tables are [P, H] / [TV, H] with the word table's H");
+        if (pos->shape[0] < x->shape[1]) return bad_shape(c, "more tokens than position embeddings");
+        if (y->format != EDGEQ_FMT_F32 || y->ndim != 3 || y->shape[1] != x->shape[1] || y->shape[2] != w->shape[1])
+            return bad_shape(c, "output is F32 [N, T, H]");
+        return EDGEQ_OK;
+    }
+    case EDGEQ_OP_LAYERNORM:
+    case EDGEQ_OP_RMSNORM: {
+        int32_t bits = op->attrs[EDGEQ_ATTR_EPS];
+        float eps;
+        memcpy(&eps, &bits, sizeof eps);
+        if (x->format != EDGEQ_FMT_F32) return bad_format(c, "input", x, "F32");
+        if (x->ndim < 2) return bad_shape(c, "normalization input has no feature axis");
+        if (!same_shape_as(x, y)) return bad_shape(c, "output differs from the input");
+        for (i = 1; i < expected; i++)
+            if ((st = need_const(c, i, EDGEQ_FMT_F32, H)) != EDGEQ_OK) return st;
+        if (!(eps >= 0.0f && eps < 1.0f))
+            return eq_fail(c->diag, EDGEQ_E_ATTR, "op %u (%s): epsilon must be in [0, 1)", c->k, eq_op_name(op->op));
+        return EDGEQ_OK;
+    }
+    case EDGEQ_OP_GELU:
+    case EDGEQ_OP_RELU2:
+        if (x->format != EDGEQ_FMT_F32) return bad_format(c, "input", x, "F32");
+        return same_shape_as(x, y) ? EDGEQ_OK : bad_shape(c, "output differs from the input");
+    case EDGEQ_OP_ATTENTION: {
+        const edgeq_tensor_t *mask = in(c, 3);
+        if (x->format != EDGEQ_FMT_F32 || x->ndim != 3) return bad_format(c, "query", x, "F32 [N, T, H]");
+        if (!same_shape_as(x, in(c, 1)) || !same_shape_as(x, in(c, 2)) || !same_shape_as(x, y))
+            return bad_shape(c, "q, k, v and the output differ");
+        if (mask->format != EDGEQ_FMT_I32 || mask->ndim != 2 || mask->shape[1] != x->shape[1])
+            return bad_format(c, "mask", mask, "I32 [N, T]");
+        if (op->attrs[EDGEQ_ATTR_HEADS] < 1 || H % op->attrs[EDGEQ_ATTR_HEADS])
+            return eq_fail(c->diag, EDGEQ_E_ATTR, "op %u (attention): %d heads do not divide %d features", c->k,
+                           (int)op->attrs[EDGEQ_ATTR_HEADS], (int)H);
+        return EDGEQ_OK;
+    }
+    default: { /* MEANPOOL */
+        const edgeq_tensor_t *mask = in(c, 1);
+        if (x->format != EDGEQ_FMT_F32 || x->ndim != 3) return bad_format(c, "input", x, "F32 [N, T, H]");
+        if (mask->format != EDGEQ_FMT_I32 || mask->ndim != 2 || mask->shape[1] != x->shape[1])
+            return bad_format(c, "mask", mask, "I32 [N, T]");
+        if (y->format != EDGEQ_FMT_F32 || y->ndim != 2 || y->shape[1] != H) return bad_shape(c, "output is F32 [N, H]");
+        if (op->attrs[EDGEQ_ATTR_L2NORM] != 0 && op->attrs[EDGEQ_ATTR_L2NORM] != 1)
+            return eq_fail(c->diag, EDGEQ_E_ATTR, "op %u (meanpool): l2norm attribute must be 0 or 1", c->k);
+        return EDGEQ_OK;
+    }
+    }
+}
+
 static edgeq_status_t check_formats(const op_ctx_t *c, int x_fmt, int y_fmt) {
     const edgeq_tensor_t *x = in(c, 0), *y = out(c);
     static const char *names[] = {"?", "F32", "F16", "I32", "I8", "U8"};
@@ -173,6 +289,8 @@ static edgeq_status_t check_op_semantics(const op_ctx_t *c) {
     edgeq_status_t st;
     int32_t oh, ow;
     if (op->op <= EDGEQ_OP_DWCONV2D) return check_weighted(c);
+    if (op->op == EDGEQ_OP_LINEAR_DYN) return check_linear_dyn(c);
+    if (op->op >= EDGEQ_OP_EMBED) return check_encoder(c);
     if (op->n_inputs != expected_inputs)
         return eq_fail(c->diag, EDGEQ_E_OPERANDS, "op %u (%s): takes %d input(s), has %u", c->k, eq_op_name(op->op),
                        expected_inputs, (unsigned)op->n_inputs);
@@ -187,6 +305,8 @@ static edgeq_status_t check_op_semantics(const op_ctx_t *c) {
         return EDGEQ_OK;
     case EDGEQ_OP_ADD:
         if (op->inputs[1] < 0) return eq_fail(c->diag, EDGEQ_E_OPERANDS, "op %u (add): second input missing", c->k);
+        if (x->format == EDGEQ_FMT_F32) /* fp32 residual add: no attributes */
+            return same_shape_as(x, in(c, 1)) && same_shape_as(x, y) ? EDGEQ_OK : bad_shape(c, "add operands differ");
         if ((st = check_formats(c, EDGEQ_FMT_I8, EDGEQ_FMT_I8)) != EDGEQ_OK) return st;
         if (in(c, 1)->format != EDGEQ_FMT_I8) return bad_format(c, "input", in(c, 1), "I8");
         if (!same_sample_shape(x, in(c, 1)) || !same_sample_shape(x, y)) return bad_shape(c, "add operands differ");
@@ -222,7 +342,7 @@ static edgeq_status_t check_op_structure(const op_ctx_t *c) {
     const eq_blob_t *b = c->b;
     const edgeq_op_t *op = c->op;
     int i;
-    if (op->op < EDGEQ_OP_LINEAR || op->op > EDGEQ_OP_BINARIZE)
+    if (op->op < EDGEQ_OP_LINEAR || op->op > EDGEQ_OP_LINEAR_DYN)
         return eq_fail(c->diag, EDGEQ_E_OP, "op %u: unknown op id %u", c->k, (unsigned)op->op);
     if (op->n_inputs < 1 || op->n_inputs > EDGEQ_OP_MAX_INPUTS || op->n_outputs != 1)
         return eq_fail(c->diag, EDGEQ_E_OPERANDS, "op %u (%s): %u inputs / %u outputs (1..6 / 1 expected)", c->k,
@@ -235,7 +355,7 @@ static edgeq_status_t check_op_structure(const op_ctx_t *c) {
         return eq_fail(c->diag, EDGEQ_E_TENSOR_INDEX, "op %u output 0: tensor index %d out of range (0..%u)", c->k,
                        (int)op->outputs[0], b->n_tensors - 1);
     if (op->inputs[0] < 0) return eq_fail(c->diag, EDGEQ_E_OPERANDS, "op %u (%s): input 0 missing", c->k, eq_op_name(op->op));
-    for (i = 0; i < (op->op == EDGEQ_OP_ADD ? 2 : 1); i++) {
+    for (i = 0; i < activation_inputs(op->op) && i < op->n_inputs; i++) {
         int32_t t = op->inputs[i];
         if (t < 0) continue;
         if (is_const(b, t))

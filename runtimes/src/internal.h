@@ -113,6 +113,13 @@ size_t eq_matmul_scratch_bytes(const eq_blob_t *b, const edgeq_op_t *op, uint32_
                                const eq_kernel_tier_t *tier);
 void *eq_tensor_data(const edgeq_model_t *m, int32_t t);
 int32_t eq_mbqm(int32_t x, int32_t multiplier, int32_t shift);
+/* Ops run by matmul.c: the weighted ones. */
+static inline int eq_is_matmul(int op) { return op <= EDGEQ_OP_DWCONV2D || op == EDGEQ_OP_LINEAR_DYN; }
+
+/* encoder.c: transformer encoder ops (EMBED .. MEANPOOL) and the F32 ADD. */
+size_t eq_encoder_scratch_bytes(const eq_blob_t *b, const edgeq_op_t *op);
+edgeq_status_t eq_run_encoder_op(edgeq_model_t *m, const edgeq_op_t *op, uint8_t *scratch);
+void eq_add_f32(edgeq_model_t *m, const edgeq_op_t *op);
 
 static inline size_t eq_align64(size_t n) { return (n + 63) & ~(size_t)63; }
 

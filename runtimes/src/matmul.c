@@ -36,6 +36,7 @@ typedef struct {
     const int32_t *bias_i, *mult, *shift;
     const float *bias_f, *multf;
     int32_t zp, act_min, act_max;
+    const float *tok_scale, *w_scale; /* LINEAR_DYN: per activation row / per weight row (SCALE_ROW) */
 } epilogue_t;
 
 static int8_t clamp8(int64_t v, int32_t lo, int32_t hi) { return (int8_t)(v < lo ? lo : v > hi ? hi : v); }
@@ -48,7 +49,12 @@ static void epilogue(const epilogue_t *e, const void *acc, size_t acc_stride, in
         float *yf = (float *)y + (size_t)i * y_stride;
         for (r = r0; r < r1; r++) {
             size_t at = (size_t)i * acc_stride + (size_t)r;
-            if (e->acc_kind == EQ_ACC_ROW) {
+            if (e->tok_scale) { /* LINEAR_DYN: fp32 out, bias added last */
+                if (e->acc_kind == EQ_ACC_ROW)
+                    yf[r] = (float)((const int32_t *)acc)[at] * (e->tok_scale[i] * e->w_scale[r]) + e->bias_f[r];
+                else
+                    yf[r] = ((const float *)acc)[at] * e->tok_scale[i] + e->bias_f[r];
+            } else if (e->acc_kind == EQ_ACC_ROW) {
                 int32_t a = wrap_add(((const int32_t *)acc)[at], e->bias_i[r]);
                 if (e->f32_out)
                     yf[r] = (float)a * e->multf[r];
@@ -98,18 +104,21 @@ static void rows_part(void *ctx, int part, int parts) {
 }
 
 typedef struct {
-    size_t pad, prep, acc; /* offsets inside the op's scratch */
+    size_t pad, prep, acc, tok; /* offsets inside the op's scratch */
     size_t bytes;
 } layout_t;
 
-/* Scratch of a tile of n activation rows: padded rows, tier prep, accumulators. */
-static layout_t scratch_layout(const eq_weights_t *w, int n, int need_pad, int xnor, const eq_kernel_tier_t *tier) {
+/* Scratch of a tile of n activation rows: padded rows, tier prep, accumulators (+ LINEAR_DYN's per-row
+ * activation scales). */
+static layout_t scratch_layout(const eq_weights_t *w, int n, int need_pad, int xnor, int dyn,
+                               const eq_kernel_tier_t *tier) {
     const eq_format_kernels_t *k = &tier->fmt[w->format];
     layout_t l;
     l.pad = 0;
     l.prep = eq_align64(need_pad ? (size_t)n * (size_t)w->padded_cols : 0);
     l.acc = eq_align64(l.prep + (!xnor && k->prep_bytes ? k->prep_bytes(w, n) : 0));
-    l.bytes = l.acc + (size_t)n * (size_t)w->rows * 4;
+    l.tok = eq_align64(l.acc + (size_t)n * (size_t)w->rows * 4);
+    l.bytes = l.tok + (dyn ? (size_t)n * sizeof(float) : 0);
     return l;
 }
 
@@ -121,6 +130,8 @@ typedef struct {
     int tile;       /* activation rows per kernel call */
     int need_pad;   /* activations are copied into padded kernel rows */
     int xnor;
+    int dyn;        /* LINEAR_DYN: F32 rows quantized per row (int8 absmax) */
+    uint32_t row_count; /* LINEAR_DYN: activation rows (tokens) per sample */
 } plan_t;
 
 static int32_t out_pixels(const edgeq_tensor_t *y) { return y->shape[1] * y->shape[2]; }
@@ -133,7 +144,13 @@ static void make_plan(const eq_blob_t *b, const edgeq_op_t *op, uint32_t batch, 
     eq_weights(b, (uint32_t)op->inputs[1], &p->w);
     p->xnor = p->x->format == EDGEQ_FMT_B1 && p->w.format == EQ_F_B1;
     p->need_pad = op->op != EDGEQ_OP_LINEAR || p->x->format == EDGEQ_FMT_B1 || p->w.cols != p->w.padded_cols;
-    if (op->op == EDGEQ_OP_LINEAR) {
+    p->dyn = op->op == EDGEQ_OP_LINEAR_DYN;
+    p->need_pad |= p->dyn;
+    p->row_count = p->dyn ? (uint32_t)(eq_features(p->x) / (size_t)p->w.cols) : 1;
+    if (p->dyn) {
+        uint64_t rows = (uint64_t)batch * p->row_count;
+        p->tile = rows < EQ_MAX_N ? (int)rows : EQ_MAX_N;
+    } else if (op->op == EDGEQ_OP_LINEAR) {
         p->tile = batch < EQ_MAX_N ? (int)batch : EQ_MAX_N;
     } else {
         int64_t pixels = (int64_t)batch * out_pixels(p->y);
@@ -143,19 +160,26 @@ static void make_plan(const eq_blob_t *b, const edgeq_op_t *op, uint32_t batch, 
     p->e.f32_out = p->y->format == EDGEQ_FMT_F32;
     p->e.bias_i = (const int32_t *)eq_const_data(b, (uint32_t)op->inputs[2]);
     p->e.bias_f = (const float *)eq_const_data(b, (uint32_t)op->inputs[2]);
-    p->e.mult = (const int32_t *)eq_const_data(b, (uint32_t)op->inputs[3]);
-    p->e.multf = (const float *)eq_const_data(b, (uint32_t)op->inputs[3]);
+    p->e.mult = op->n_inputs > 3 ? (const int32_t *)eq_const_data(b, (uint32_t)op->inputs[3]) : NULL;
+    p->e.multf = op->n_inputs > 3 ? (const float *)eq_const_data(b, (uint32_t)op->inputs[3]) : NULL;
     p->e.shift = op->n_inputs > 4 && op->inputs[4] >= 0 ? (const int32_t *)eq_const_data(b, (uint32_t)op->inputs[4]) : NULL;
     p->e.zp = p->y->qzero;
     p->e.act_min = op->attrs[EDGEQ_ATTR_ACT_MIN];
     p->e.act_max = op->attrs[EDGEQ_ATTR_ACT_MAX];
+    p->e.tok_scale = NULL;
+    p->e.w_scale = (const float *)p->w.scales;
+    if (p->dyn) {
+        p->e.f32_out = 1;
+        p->e.mult = p->e.shift = NULL;
+        p->e.multf = NULL;
+    }
 }
 
 size_t eq_matmul_scratch_bytes(const eq_blob_t *b, const edgeq_op_t *op, uint32_t max_batch,
                                const eq_kernel_tier_t *tier) {
     plan_t p;
     make_plan(b, op, max_batch, &p);
-    return scratch_layout(&p.w, p.tile, p.need_pad, p.xnor, tier).bytes;
+    return scratch_layout(&p.w, p.tile, p.need_pad, p.xnor, p.dyn, tier).bytes;
 }
 
 /* Runs the kernel for rows [r0, r1) of a tile of n prepared activation rows, then requantizes into y
@@ -227,6 +251,44 @@ static const char *run_linear(edgeq_model_t *m, const plan_t *p, const layout_t 
         }
         name = run_tile(m, p, l, scratch, rows, stride, n, 0, p->w.rows, (size_t)p->w.rows, &p->e, y + i * y_bytes,
                         (size_t)p->w.rows, 1);
+    }
+    return name;
+}
+
+/* F32 rows -> int8 kernel rows, one absmax scale per row (BitNet; edgeq/quant/activations.py):
+ * s = max(amax, 1e-5) / 127, q = clamp(rint(x * fp32(1/s)), -127, 127); NaN gives 0. */
+static void quantize_rows(const float *x, int K, int Kp, int n, int8_t *out, float *scales) {
+    int i, k;
+    for (i = 0; i < n; i++) {
+        const float *v = x + (size_t)i * (size_t)K;
+        int8_t *q = out + (size_t)i * (size_t)Kp;
+        float amax = 1e-5f, inv;
+        for (k = 0; k < K; k++) amax = fabsf(v[k]) > amax ? fabsf(v[k]) : amax;
+        scales[i] = amax / 127.0f;
+        inv = 1.0f / scales[i];
+        for (k = 0; k < K; k++) {
+            float r = rintf(v[k] * inv);
+            q[k] = (int8_t)(r != r ? 0 : r < -127.0f ? -127 : r > 127.0f ? 127 : r);
+        }
+        memset(q + K, 0, (size_t)(Kp - K));
+    }
+}
+
+static const char *run_linear_dyn(edgeq_model_t *m, const plan_t *p, const layout_t *l, uint8_t *scratch) {
+    const float *x = (const float *)eq_tensor_data(m, p->xi);
+    float *y = (float *)eq_tensor_data(m, p->yi);
+    const uint64_t rows = (uint64_t)m->batch * p->row_count;
+    const int K = p->w.cols, M = p->w.rows;
+    epilogue_t e = p->e;
+    const char *name = "";
+    uint64_t i;
+    e.tok_scale = (const float *)(void *)(scratch + l->tok);
+    for (i = 0; i < rows; i += (uint64_t)p->tile) {
+        int n = rows - i < (uint64_t)p->tile ? (int)(rows - i) : p->tile;
+        quantize_rows(x + i * (uint64_t)K, K, p->w.padded_cols, n, (int8_t *)scratch + l->pad,
+                      (float *)(void *)(scratch + l->tok));
+        name = run_tile(m, p, l, scratch, scratch + l->pad, (size_t)p->w.padded_cols, n, 0, M, (size_t)M, &e,
+                        y + i * (uint64_t)M, (size_t)M, 1);
     }
     return name;
 }
@@ -309,7 +371,8 @@ edgeq_status_t eq_run_matmul(edgeq_model_t *m, const edgeq_op_t *op, uint8_t *sc
     plan_t p;
     layout_t l;
     make_plan(&m->blob, op, m->options.max_batch, &p);
-    l = scratch_layout(&p.w, p.tile, p.need_pad, p.xnor, m->tier);
-    *kernel = op->op == EDGEQ_OP_LINEAR ? run_linear(m, &p, &l, scratch) : run_conv(m, op, &p, &l, scratch);
+    l = scratch_layout(&p.w, p.tile, p.need_pad, p.xnor, p.dyn, m->tier);
+    *kernel = p.dyn ? run_linear_dyn(m, &p, &l, scratch)
+            : op->op == EDGEQ_OP_LINEAR ? run_linear(m, &p, &l, scratch) : run_conv(m, op, &p, &l, scratch);
     return EDGEQ_OK;
 }

@@ -11,7 +11,8 @@ void *eq_tensor_data(const edgeq_model_t *m, int32_t t) {
 
 size_t eq_op_scratch_bytes(const eq_blob_t *b, const edgeq_op_t *op, uint32_t max_batch,
                            const eq_kernel_tier_t *tier) {
-    return op->op <= EDGEQ_OP_DWCONV2D ? eq_matmul_scratch_bytes(b, op, max_batch, tier) : 0;
+    if (eq_is_matmul(op->op)) return eq_matmul_scratch_bytes(b, op, max_batch, tier);
+    return eq_encoder_scratch_bytes(b, op);
 }
 
 typedef struct {
@@ -144,17 +145,24 @@ edgeq_status_t eq_run_op(edgeq_model_t *m, uint32_t k) {
     const char *kernel = "ref";
     edgeq_status_t st = EDGEQ_OK;
     unary_t u;
-    if (op->op <= EDGEQ_OP_DWCONV2D) {
+    if (eq_is_matmul(op->op)) {
         st = eq_run_matmul(m, op, m->act + m->op_scratch[k], &kernel);
         m->op_kernel[k] = kernel;
         return st;
+    }
+    if (op->op >= EDGEQ_OP_EMBED) {
+        m->op_kernel[k] = kernel;
+        return eq_run_encoder_op(m, op, m->op_scratch[k] == EQ_NONE ? NULL : m->act + m->op_scratch[k]);
     }
     u = unary(m, op);
     switch (op->op) {
     case EDGEQ_OP_MAXPOOL2D:
     case EDGEQ_OP_AVGPOOL2D: op_pool(m, op); break;
     case EDGEQ_OP_RELU: op_relu(&u); break;
-    case EDGEQ_OP_ADD: op_add(m, op); break;
+    case EDGEQ_OP_ADD:
+        if (u.x->format == EDGEQ_FMT_F32) eq_add_f32(m, op);
+        else op_add(m, op);
+        break;
     case EDGEQ_OP_RESHAPE: memmove(u.yd, u.xd, eq_sample_bytes(u.x) * m->batch); break;
     case EDGEQ_OP_SOFTMAX: op_softmax(&u); break;
     case EDGEQ_OP_QUANTIZE: op_quantize(&u); break;

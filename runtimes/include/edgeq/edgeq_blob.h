@@ -200,7 +200,19 @@ enum {
     EDGEQ_OP_SOFTMAX = 9,    /* I8 or F32 [N,C] -> F32 */
     EDGEQ_OP_QUANTIZE = 10,  /* F32 -> I8: clamp(rint(x * (1/qscale)) + qzero) */
     EDGEQ_OP_DEQUANTIZE = 11,/* I8 -> F32: (q - qzero) * qscale */
-    EDGEQ_OP_BINARIZE = 12   /* I8 -> B1 bits: bit = (q < qzero), i.e. sign, 0 -> +1 */
+    EDGEQ_OP_BINARIZE = 12,  /* I8 -> B1 bits: bit = (q < qzero), i.e. sign, 0 -> +1 */
+    /* Transformer encoder ops (docs/transformers.md): fp32 activations [N, T, H] or [N, H]. */
+    EDGEQ_OP_EMBED = 13,     /* ids I32 [N,T]; word table (F32 [V,H] or I8 SCALE_ROW weight), position F32
+                              * [P,H], token type F32 [TV,H] (row 0) -> F32 [N,T,H] = (word + type) + pos */
+    EDGEQ_OP_LAYERNORM = 14, /* x F32, gamma F32 [H], beta F32 [H] -> F32; attr EPS (fp32 bits) */
+    EDGEQ_OP_RMSNORM = 15,   /* x F32, gamma F32 [H] -> F32; attr EPS (fp32 bits) */
+    EDGEQ_OP_GELU = 16,      /* F32 -> F32, erf form: 0.5 x (1 + erf(x / sqrt 2)) */
+    EDGEQ_OP_RELU2 = 17,     /* F32 -> F32, max(x, 0)^2 */
+    EDGEQ_OP_ATTENTION = 18, /* q, k, v F32 [N,T,H], mask I32 [N,T] (0 = padding) -> F32 [N,T,H];
+                              * bidirectional, attr HEADS; softmax(q k^T / sqrt(H/heads)) v per head */
+    EDGEQ_OP_MEANPOOL = 19,  /* x F32 [N,T,H], mask I32 [N,T] -> F32 [N,H]; attr L2NORM = 1: unit length */
+    EDGEQ_OP_LINEAR_DYN = 20 /* x F32 [N,(T,)K] -> int8 absmax per row (token) -> weight -> F32 [N,(T,)M];
+                              * inputs 0 x, 1 weight, 2 bias F32 [M] (docs/transformers.md) */
 };
 
 /* attrs[] indices */
@@ -223,7 +235,10 @@ enum {
     EDGEQ_ATTR_ADD_MULT_B = 5,
     EDGEQ_ATTR_ADD_SHIFT_B = 6,
     EDGEQ_ATTR_ADD_MULT_OUT = 7,
-    EDGEQ_ATTR_ADD_SHIFT_OUT = 8
+    EDGEQ_ATTR_ADD_SHIFT_OUT = 8,
+    EDGEQ_ATTR_EPS = 0,      /* LAYERNORM/RMSNORM: epsilon, the int32 holds the fp32 bit pattern */
+    EDGEQ_ATTR_HEADS = 0,    /* ATTENTION: number of heads (divides H) */
+    EDGEQ_ATTR_L2NORM = 0    /* MEANPOOL: 1 = divide by the L2 norm (max(norm, 1e-12)) */
 };
 
 #endif /* EDGEQ_BLOB_H */

@@ -70,8 +70,9 @@ EQ_INLINE __m256 one_scale(const group_t *g, int b) {
 /* zero point x activation sum of group b for 8 rows, the term each raw sum is corrected by
  * (symmetric groups: zero point 8, one broadcast). */
 EQ_INLINE __m256i zero_term(const group_t *g, int b, int32_t xsum) {
-    const uint8_t *z = g->w->zeros + b;
+    const uint8_t *z;
     if (!g->w->zeros) return _mm256_set1_epi32(8 * xsum);
+    z = g->w->zeros + b; /* only now: NULL + b is undefined behaviour */
     return _mm256_mullo_epi32(_mm256_setr_epi32(z[g->rows[0] * g->nb], z[g->rows[1] * g->nb], z[g->rows[2] * g->nb],
                                                 z[g->rows[3] * g->nb], z[g->rows[4] * g->nb], z[g->rows[5] * g->nb],
                                                 z[g->rows[6] * g->nb], z[g->rows[7] * g->nb]),
