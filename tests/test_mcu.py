@@ -107,14 +107,14 @@ def test_linked_image_runs_host_inputs_like_the_reference(blobs):
 
 def test_model_that_does_not_fit_is_refused_before_flashing(blobs, tmp_path, monkeypatch):
     board = (Path(__file__).parent.parent / "targets" / "stm32l4.toml").read_text()
-    board = board.replace('id = "stm32l4"', 'id = "tiny-m4"').replace("flash_kb = 2048 ", "flash_kb = 48   ")
+    board = board.replace('id = "stm32l4"', 'id = "tiny-m4"').replace("flash_kb = 2048 ", "flash_kb = 64   ")
     (tmp_path / "tiny-m4.toml").write_text(board)
     monkeypatch.setenv("EDGEQ_TARGETS_PATH", str(tmp_path))
     started = []
     monkeypatch.setattr(QemuSystemBoard, "start", lambda self, connect=True: started.append(self))
     res = CliRunner().invoke(main, ["deploy", "--target", "tiny-m4", str(blobs["t2"])])
     assert res.exit_code == 2 and "does not fit tiny-m4" in res.output, res.output
-    assert "of 49152 B (over by" in res.output and "Traceback" not in res.output
+    assert "of 65536 B (over by" in res.output and "Traceback" not in res.output
     assert started == []
 
 
