@@ -89,11 +89,11 @@ def test_deploy_over_real_ssh_with_qemu_wrapper(tmp_path):
         server.kill()
 
 
-def test_unknown_target_and_mcu_target_are_clear():
+def test_unknown_target_and_fpga_target_are_clear():
     res = deploy("--target", "rpi9", MODEL)
     assert res.exit_code == 2 and "unknown target 'rpi9'" in res.output and "Traceback" not in res.output
-    res = deploy("--target", "stm32h7", MODEL)
-    assert res.exit_code == 2 and "microcontroller firmware" in res.output
+    res = deploy("--target", "xc7z020", MODEL)
+    assert res.exit_code == 2 and "FPGA flow" in res.output  # MCU targets deploy: tests/test_mcu_deploy.py
 
 
 def test_accuracy_mismatch_fails_with_exit_4(tmp_path):

@@ -91,6 +91,10 @@ def _memory(report: Report) -> Table | None:
     t.add_row("arena (activations, scratch)", _bytes(m.arena_bytes))
     t.add_row("static (runtime state)", _bytes(m.static_bytes))
     t.add_row("weights (blob, in place)", _bytes(m.weights_bytes))
+    for name, used, avail in (("flash (board)", m.flash_used, m.flash_available),
+                              ("RAM (board)", m.ram_used, m.ram_available)):
+        if used is not None and avail is not None:
+            t.add_row(name, f"{_bytes(used)} of {_bytes(avail)} ({100 * used / avail:.1f} %)")
     if m.rss_bytes is not None:
         t.add_row(f"peak RSS ({_src(m.rss_source or '')})", _bytes(m.rss_bytes))
     elif report.device.emulated:

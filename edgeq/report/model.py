@@ -124,6 +124,10 @@ class Memory:
     weights_bytes: int
     rss_bytes: int | None = None     # peak RSS of the runner; only on a real device (under qemu it is qemu's)
     rss_source: str | None = None
+    flash_used: int | None = None     # MCU: image (code + blob) in the board's flash
+    flash_available: int | None = None
+    ram_used: int | None = None       # MCU: data + bss + stack + arena (+ an uploaded blob) in the board's RAM
+    ram_available: int | None = None
 
 
 @dataclass

@@ -23,6 +23,9 @@ from edgeq.errors import AccuracyError
 @click.option("--runs", type=click.IntRange(1, 100000), default=20, show_default=True)
 @click.option("--warmup", type=click.IntRange(0, 10000), default=3, show_default=True)
 @click.option("--timeout", type=float, default=600.0, show_default=True, help="Seconds for the device run.")
+@click.option("--mode", type=click.Choice(["upload", "linked"]), default="upload", show_default=True,
+              help="MCU targets: upload the blob over serial into RAM, or link it into the flash image.")
+@click.option("--no-flash", is_flag=True, help="MCU targets on serial://: the board already runs the firmware.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON (docs/report-schema.md).")
 @click.option("--plot", type=click.Path(path_type=Path, dir_okay=False), help="Write latency plots to this PNG.")
 @click.option("--pubkey", type=click.Path(path_type=Path, dir_okay=False), default=None,
@@ -32,11 +35,12 @@ from edgeq.errors import AccuracyError
               help="An image or directory of images to run on the device (preprocessed as the blob records); "
                    "the report lists each one's prediction.")
 def deploy(model: Path, target_id: str, fmt: str | None, calib: Path | None, connect: str | None, device: str | None,
-           runs: int, warmup: int, timeout: float, as_json: bool, plot: Path | None, pubkey: Path | None,
-           inputs: Path | None) -> None:
+           runs: int, warmup: int, timeout: float, mode: str, no_flash: bool, as_json: bool, plot: Path | None,
+           pubkey: Path | None, inputs: Path | None) -> None:
     """Deploy MODEL (.pt2 or .edgeq) to a board, profile it and check it against the host reference."""
     from edgeq.report.console import render
     from edgeq.runner.deploy import deploy as run_deploy
+    from edgeq.runner.mcu_deploy import Options
 
     if not target_id and not device:
         raise click.UsageError("give --target ID or --device NAME")
@@ -44,7 +48,7 @@ def deploy(model: Path, target_id: str, fmt: str | None, calib: Path | None, con
     with err.status("deploying") as status:
         report = run_deploy(target_id, model, fmt=fmt, connect=connect, device=device, calib=calib, runs=runs,
                             warmup=warmup, timeout=timeout, inputs=inputs, progress=lambda s: status.update(s),
-                            public_key=pubkey)
+                            public_key=pubkey, mcu_options=Options(mode=mode, flash=not no_flash))
     for note in report.notes[:1]:
         err.print(f"note: {note}")
     if as_json:

@@ -49,10 +49,9 @@ def resolve(target_id: str, connect: str | None, device: str | None) -> Plan:
         return Plan(get_target(dev.target), dev.connect, dev.exec_wrapper, device, False, dev.public_key,
                     dev.install_dir)
     target = get_target(target_id)
-    if target.family not in LINUX_FAMILIES:
+    if target.family not in (*LINUX_FAMILIES, "mcu"):
         raise EdgeqError(f"target {target.id} is a {target.family} board: deploying to it needs the "
-                         "microcontroller firmware or FPGA flow, which this edgeq does not have yet "
-                         "(try `edgeq fit` or `edgeq fpga`)")
+                         "FPGA flow (try `edgeq fpga`)")
     if connect:
         return Plan(target, connect, [], None, False)
     return Plan(target, target.connect, [], None, True)
@@ -262,7 +261,7 @@ def _cosine_accuracy(g, spec: dict, got: np.ndarray, ref: np.ndarray, metrics: d
 def deploy(target_id: str, model: Path, *, fmt: str | None = None, connect: str | None = None,
            device: str | None = None, calib: Path | None = None, runs: int = 20, warmup: int = 3,
            timeout: float = 600.0, inputs: Path | None = None, progress=None,
-           public_key: str | os.PathLike | None = None) -> R.Report:
+           public_key: str | os.PathLike | None = None, mcu_options=None) -> R.Report:
     """The whole pipeline; raises EdgeqError subclasses with one-line messages on failure."""
     from edgeq.build import build_runtime
 
@@ -270,6 +269,16 @@ def deploy(target_id: str, model: Path, *, fmt: str | None = None, connect: str 
     plan = resolve(target_id, connect, device)
     target = plan.target
     signing = signing_for(plan, public_key)
+    if target.family == "mcu":
+        from edgeq.runner.mcu_deploy import deploy_mcu
+
+        if inputs is not None:
+            raise EdgeqError(f"--input is not supported for {target.id} yet: MCU deploys run the bundled test inputs")
+
+        report = deploy_mcu(target, plan.url, plan.default_connection, Path(model), fmt=fmt, calib=calib, runs=runs,
+                            warmup=warmup, opts=mcu_options, progress=progress, signing=signing)
+        report.device.name = plan.device_name
+        return report
     with tempfile.TemporaryDirectory(prefix="edgeq-deploy-") as tmp:
         step("packing")
         blob = blob_for(target, Path(model), fmt, calib, Path(tmp), signing)

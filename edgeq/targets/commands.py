@@ -134,18 +134,40 @@ def validate_cmd(files: tuple[Path, ...], as_json: bool) -> None:
 @click.command("build")
 @click.option("--target", "target_id", required=True, help="Target id (see `edgeq targets list`).")
 @click.option("-o", "--out", type=click.Path(path_type=Path, file_okay=False), help="Also copy the build here.")
+@click.option("--blob", type=click.Path(path_type=Path, dir_okay=False, exists=True),
+              help="MCU targets: link this blob into flash (production image); without it blobs are uploaded.")
+@click.option("--placement", type=click.Choice(["emulated", "board"]), default="emulated", show_default=True,
+              help="MCU targets: link for the emulated machine (qemu-system-arm) or the real board.")
 @click.option("--lib", is_flag=True, help="Build the library an app links instead: a libedgeq.so that links no C "
               "library (no NEEDED entries) plus include/edgeq/*.h (docs/android.md).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def build_cmd(target_id: str, out: Path | None, lib: bool, as_json: bool) -> None:
-    """Cross-compile the runtime and edgeq_runner for a target; prints the build directory."""
+def build_cmd(target_id: str, out: Path | None, blob: Path | None, placement: str, lib: bool, as_json: bool) -> None:
+    """Cross-compile the runtime for a target (Linux: edgeq_runner, or --lib; MCU: firmware.elf/.bin); prints the
+    build directory."""
     from edgeq.build import build_runtime
 
     t = registry.get_target(target_id)
-    if t.family not in LINUX_FAMILIES:
-        raise EdgeqError(f"`edgeq build` builds Linux-class targets ({', '.join(LINUX_FAMILIES)}); {t.id} is "
-                         f"family {t.family}" + (" (use `edgeq fit` for its memory plan)" if t.family == "mcu" else ""))
     console = Console(stderr=True)
+    if t.family == "mcu":
+        from edgeq.build.firmware import build_firmware
+
+        if lib:
+            raise click.UsageError("--lib builds a shared library for Linux-class targets; MCU targets build firmware")
+
+        arena = mcu.fit(t, blob).ram.parts["arena"] if blob else 0
+        with console.status(f"building firmware for {t.id} ({placement}) with {t.build['cc']}", spinner="dots"):
+            fw = build_firmware(t, blob, placement=placement, arena_bytes=arena, out=out)
+        if as_json:
+            _echo_json(fw.to_json())
+            return
+        click.echo(f"{'cached' if fw.cached else 'built'}: {fw.elf} ({fw.bin.stat().st_size} bytes of flash image)",
+                   err=True)
+        click.echo(str(fw.directory))
+        return
+    if t.family not in LINUX_FAMILIES:
+        raise EdgeqError(f"`edgeq build` builds Linux-class and MCU targets; {t.id} is family {t.family}")
+    if blob:
+        raise click.UsageError("--blob is for MCU targets (Linux targets load the blob at run time)")
     with console.status(f"building runtime for {t.id} with {t.build['cc']}", spinner="dots"):
         result = build_runtime(t, out, lib=lib)
     if as_json:

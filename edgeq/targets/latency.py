@@ -82,7 +82,7 @@ def kernels_for(target: Target) -> dict[str, str]:
         chosen = neon.kernel_choice(target)[2]
         return {**{f: k["matvec"] for f, k in chosen.items()}, "b1_xnor": chosen["b1"]["xnor"]}
     if target.family == "mcu":
-        return {**mcu.config(target)["kernels"], "b1_xnor": f"{mcu.kernel_tier(target)}/b1_xnor_matvec"}
+        return {**mcu.config(target)["kernels"], "b1_xnor": "ref/b1_xnor_matvec"}  # no Cortex-M XNOR kernel yet
     raise EdgeqError(f"target {target.id} is family {target.family}: no CPU latency model (see `edgeq fpga`)")
 
 

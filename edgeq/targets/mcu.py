@@ -8,18 +8,12 @@ model that passes under qemu also fits the chip.
 
 from __future__ import annotations
 
-import hashlib
-import json
-import re
-import subprocess
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from edgeq.blob import layout as L
 from edgeq.blob import read_blob
-from edgeq.build.builder import RUNTIME_DIR, cache_root, source_files, toolchain
-from edgeq.errors import BuildError, EdgeqError
+from edgeq.errors import EdgeqError
 from edgeq.formats import FORMATS
 from edgeq.formats import ids as F
 from edgeq.formats.packed import layout as packed_layout
@@ -33,6 +27,7 @@ ELEMENT_BYTES = {F.FMT_F32: 4, F.FMT_F16: 2, F.FMT_I32: 4, F.FMT_I8: 1, F.FMT_U8
 WEIGHT_IDS = {fmt.id for fmt in FORMATS.values()}
 TEST_FLAGS = L.TENSOR_TEST_INPUT | L.TENSOR_TEST_OUTPUT | L.TENSOR_TEST_LABEL
 KERNEL_TIERS = [("helium", {"mve"}), ("cortex_m_dsp", {"dsp"})]  # best first; else the reference tier
+TIER_FORMATS = {"helium": {"t2", "t158", "b1", "q4", "i8"}, "cortex_m_dsp": {"t2", "t158", "q4", "i8"}}  # else ref
 
 
 def _align(n: int, a: int) -> int:
@@ -122,72 +117,15 @@ class CodeSize:
     text: int
     data: int
     bss: int
-    method: str  # "linked --gc-sections" | "sum of objects" | "given"
+    method: str  # "firmware image" | "given"
 
 
-def _size(tool: str, files: list[Path]) -> tuple[int, int, int]:
-    out = subprocess.run([tool, "-B", "-t", *map(str, files)], capture_output=True, text=True, check=True).stdout
-    total = out.strip().splitlines()[-1].split()
-    return int(total[0]), int(total[1]), int(total[2])
+def runtime_code_size(target: Target) -> CodeSize:
+    """Flash and RAM the firmware itself takes: the upload image (runtime with reference kernels, startup,
+    UART driver, serial protocol; no blob) built for the target by edgeq.build.firmware, cached."""
+    from edgeq.build.firmware import build_firmware
 
-
-def _public_symbols(nm: str, objects: list[Path], header: Path) -> list[str]:
-    out = subprocess.run([nm, "-g", "--defined-only", *map(str, objects)], capture_output=True, text=True,
-                         check=True).stdout
-    defined = {p[2] for p in (line.split() for line in out.splitlines()) if len(p) == 3 and p[1] == "T"}
-    declared = set(re.findall(r"\b(edgeq_\w+)\s*\(", header.read_text())) if header.is_file() else defined
-    return sorted(defined & declared)
-
-
-def runtime_code_size(target: Target, source: Path = RUNTIME_DIR) -> CodeSize | None:
-    """Code size of the runtime's library sources built for the target's core with arm-none-eabi-gcc.
-
-    Compiles runtimes' src/, kernels/{ref,cortex_m}/ and third_party/monocypher/ (signature check) .c
-    files (not programs with a main) with the target's flags, links them with --gc-sections against
-    newlib-nano keeping every function declared in include/edgeq/edgeq.h, and subtracts an empty
-    program's size. Falls back to summing the object files when that link fails. None when the
-    runtime has no C sources yet. Cached by content hash.
-    """
-    files = [p for d in ("src", "kernels/ref", "kernels/cortex_m", "third_party/monocypher")
-             for p in sorted((source / d).glob("*.c"))]
-    files = [p for p in files if not re.search(r"\bint\s+main\s*\(", p.read_text(errors="replace"))]
-    if not files:
-        return None
-    b = target.build
-    cc, version = toolchain(b["cc"], b["package"])
-    h = hashlib.sha256(json.dumps([target.id, b["cflags"], version]).encode())
-    for p in source_files(source):
-        h.update(p.read_bytes())
-    cache = cache_root() / "mcu-size" / f"{target.id}-{h.hexdigest()[:16]}.json"
-    if cache.is_file():
-        return CodeSize(**json.loads(cache.read_text()))
-    prefix = cc[: -len("gcc")] if cc.endswith("gcc") else ""
-    includes = [f"-I{source / 'include'}", f"-I{source / 'src'}", f"-I{source / 'third_party/monocypher'}"]
-    with tempfile.TemporaryDirectory() as tmp:
-        tmp_dir = Path(tmp)
-        objects = []
-        for i, src in enumerate(files):
-            obj = tmp_dir / f"{i}_{src.stem}.o"
-            proc = subprocess.run([cc, *b["cflags"], "-ffunction-sections", "-fdata-sections", *includes,
-                                   "-c", str(src), "-o", str(obj)], check=False, capture_output=True, text=True)
-            if proc.returncode:
-                raise BuildError(f"Cortex-M compile of {src.name} failed:\n{proc.stderr.strip()[-1500:]}")
-            objects.append(obj)
-        stub = tmp_dir / "stub.c"
-        stub.write_text("int main(void) { return 0; }\n")
-        link = [cc, *b["cflags"], "-specs=nano.specs", "-specs=nosys.specs", "-Wl,--gc-sections"]
-        keep = [f"-Wl,-u,{s}" for s in _public_symbols(prefix + "nm", objects, source / "include/edgeq/edgeq.h")]
-        empty, full = tmp_dir / "empty.elf", tmp_dir / "full.elf"
-        ok = all(subprocess.run(cmd, check=False, capture_output=True).returncode == 0 for cmd in (
-            [*link, str(stub), "-o", str(empty)], [*link, *keep, str(stub), *map(str, objects), "-o", str(full)]))
-        if ok and keep:
-            base, got = _size(prefix + "size", [empty]), _size(prefix + "size", [full])
-            size = CodeSize(*(max(g - e, 0) for g, e in zip(got, base)), method="linked --gc-sections")
-        else:
-            size = CodeSize(*_size(prefix + "size", objects), method="sum of objects")
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    cache.write_text(json.dumps(asdict(size)))
-    return size
+    return build_firmware(target).code_size
 
 
 @dataclass(frozen=True)
@@ -278,8 +216,6 @@ def fit(target: Target, blob_path: str | Path, stack_bytes: int | None = None,
     notes = []
     if code is None:
         code = runtime_code_size(target)
-        if code is None:
-            notes.append("runtime code size unknown (no runtime C sources yet): flash and RAM exclude it")
     plan = plan_arena(blob.graph)
     arena, arena_source = plan.size, "edgeq static plan"
     runtime_arena = runtime_arena_size(blob_path)
@@ -351,7 +287,7 @@ SECTIONS
   .data : ALIGN(4) {{ __data_start__ = .; *(.data*) . = ALIGN(4); __data_end__ = .; }} > RAM AT > FLASH
   __etext = LOADADDR(.data);
   .bss (NOLOAD) : ALIGN(4) {{ __bss_start__ = .; *(.bss*) *(COMMON) . = ALIGN(4); __bss_end__ = .; }} > RAM
-  .edgeq_arena (NOLOAD) : ALIGN({ARENA_ALIGN})
+  .edgeq_arena (NOLOAD) : ALIGN(64)
   {{
     __edgeq_arena_start = .;
     . += EDGEQ_ARENA_SIZE;
@@ -363,6 +299,14 @@ SECTIONS
     . += EDGEQ_STACK_SIZE;
     __StackTop = .;
   }} > RAM
+  __edgeq_free_start = ALIGN(64);
+  __edgeq_free_end = ORIGIN(RAM) + LENGTH(RAM);
+  ASSERT(__edgeq_free_start <= __edgeq_free_end, "edgeq: data + bss + arena + stack overflow RAM")
+  __edgeq_flash_start = ORIGIN(FLASH);
+  __edgeq_flash_limit = ORIGIN(FLASH) + LENGTH(FLASH);
+  __edgeq_image_end = __etext + SIZEOF(.data);
+  __edgeq_ram_start = ORIGIN(RAM);
+  __edgeq_ram_limit = ORIGIN(RAM) + LENGTH(RAM);
   PROVIDE(__stack = __StackTop);
   PROVIDE(end = __bss_end__);
 }}
@@ -381,7 +325,9 @@ def config(target: Target) -> dict:
     tier = kernel_tier(target)
     return {
         "cc": target.build["cc"], "cflags": target.build["cflags"], "ldflags": target.build.get("ldflags", []),
-        "kernel_tier": tier, "kernels": {f: target.section("kernels").get(f, f"{tier}/{f}_matvec") for f in FORMATS},
+        "kernel_tier": tier,
+        "kernels": {f: target.section("kernels").get(
+            f, f"{tier if f in TIER_FORMATS.get(tier, ()) else 'ref'}/{f}_matvec") for f in FORMATS},
         "flash": {"board": [hex(mem["flash_origin"]), mem["flash_kb"] * 1024],
                   "emulated": [hex(emu["flash_origin"]), emu["flash_kb"] * 1024]},
         "ram": {"board": [hex(mem["ram_origin"]), mem["ram_kb"] * 1024],

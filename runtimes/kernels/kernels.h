@@ -72,6 +72,12 @@ extern const eq_kernel_tier_t eq_avx2_tier, eq_vnni_tier; /* one source, kernels
 int eq_avx2_cpu_ok(void);
 int eq_vnni_cpu_ok(void);
 #endif
+#if defined(__ARM_FEATURE_DSP) && !defined(__aarch64__)
+extern const eq_kernel_tier_t eq_cm_dsp_tier; /* Cortex-M DSP extension: known at compile time */
+#endif
+#if defined(__ARM_FEATURE_MVE)
+extern const eq_kernel_tier_t eq_cm_mve_tier; /* Helium (Cortex-M55) */
+#endif
 #if defined(__aarch64__)
 extern const eq_kernel_tier_t eq_neon_tier, eq_neon_dotprod_tier; /* one source, kernels/neon */
 int eq_neon_cpu_ok(void);

@@ -15,6 +15,17 @@ edgeq_status_t eq_select_tier(uint32_t requested, const eq_kernel_tier_t **tier,
         return EDGEQ_OK;
     }
 #endif
+#if defined(__ARM_FEATURE_MVE)
+    if (requested == EDGEQ_TIER_AUTO) { /* the build targets a core with Helium */
+        *tier = &eq_cm_mve_tier;
+        return EDGEQ_OK;
+    }
+#elif defined(__ARM_FEATURE_DSP) && !defined(__aarch64__)
+    if (requested == EDGEQ_TIER_AUTO) { /* the build targets a core with the DSP extension */
+        *tier = &eq_cm_dsp_tier;
+        return EDGEQ_OK;
+    }
+#endif
 #if defined(__aarch64__)
     if ((requested == EDGEQ_TIER_AUTO || requested == EDGEQ_TIER_NEON_DOTPROD) && eq_neon_dotprod_cpu_ok()) {
         *tier = &eq_neon_dotprod_tier;

@@ -15,7 +15,12 @@
 #endif
 #define EQ_NONE ((size_t)-1)
 #define EQ_MAX_SECTIONS 16
-#define EQ_MAX_BYTES ((size_t)1 << 40) /* no single buffer is larger: keeps size arithmetic far from overflow */
+/* No single buffer is larger: keeps size arithmetic far from overflow (256 MiB on 32-bit MCUs). */
+#if SIZE_MAX > 0xFFFFFFFFu
+#define EQ_MAX_BYTES ((size_t)1 << 40)
+#else
+#define EQ_MAX_BYTES ((size_t)1 << 28)
+#endif
 
 /* ---- a validated blob ------------------------------------------------- */
 typedef struct {

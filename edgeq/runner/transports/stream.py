@@ -7,6 +7,7 @@ The framed MCU protocol is built on top of this, elsewhere.
 
 from __future__ import annotations
 
+import socket
 from typing import Self
 from urllib.parse import parse_qsl, urlsplit
 
@@ -90,6 +91,8 @@ def open_stream(url: str, baudrate: int = 115200, *, timeout: float = 1.0,
             port = serial.Serial(parts.path, baud, timeout=timeout, write_timeout=write_timeout)
         elif parts.scheme in STREAM_SCHEMES:
             port = serial.serial_for_url(url, baudrate, timeout=timeout, write_timeout=write_timeout)
+            if parts.scheme in ("socket", "rfc2217"):  # small request/reply frames: no Nagle delay
+                port._socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         else:
             known = ", ".join(f"{s}://" for s in sorted(STREAM_SCHEMES))
             raise DeviceError(f"{url}: not a byte-stream URL (use one of {known})")

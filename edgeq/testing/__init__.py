@@ -1,0 +1,1 @@
+"""Tools for testing edgeq against imperfect devices (fault-injecting links)."""
