@@ -11,9 +11,12 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 import yaml
@@ -226,16 +229,36 @@ def test_labgrid_errors_are_clear(farm, private_tmp, mlp_t2_blob):
     assert list(private_tmp.iterdir()) == []
 
 
+class Relay(BaseHTTPRequestHandler):
+    """A network power switch on 127.0.0.1 speaking labgrid's `simplerest` model: GET /relay/INDEX/VALUE.
+    A test double for the switch hardware only; labgrid's own NetworkPowerDriver drives it."""
+
+    switched: ClassVar[list[str]] = []
+
+    def do_GET(self):  # http.server calls do_<METHOD>
+        self.switched.append(self.path)
+        self.send_response(200)
+        self.end_headers()
+        self.wfile.write(b"1")
+
+    def log_message(self, *args):
+        pass
+
+
 @pytest.mark.skipif(sshd_problem() is not None, reason=str(sshd_problem()))
 def test_linux_board_through_a_labgrid_network_service(farm, tmp_path):
     (tmp_path / "sshd").mkdir()
     sshd = Sshd(tmp_path / "sshd").start()
+    relay = ThreadingHTTPServer(("127.0.0.1", 0), Relay)
+    threading.Thread(target=relay.serve_forever, daemon=True).start()
     try:
-        service = {"NetworkService": {"address": "127.0.0.1", "username": sshd.user, "port": sshd.port}}
+        service = {"NetworkService": {"address": "127.0.0.1", "username": sshd.user, "port": sshd.port},
+                   "NetworkPowerPort": {"model": "simplerest", "index": 3,
+                                        "host": f"http://127.0.0.1:{relay.server_port}/relay/{{index}}/{{value}}"}}
         with farm.exporter("lab3", {"pi5": service}):
-            farm.place("my-pi", "lab3/pi5/NetworkService")
+            farm.place("my-pi", "lab3/pi5/*")
             url = (f"labgrid://my-pi?coordinator={farm.address}&identity={sshd.client_key}"
-                   f"&known_hosts={sshd.known_hosts}")
+                   f"&known_hosts={sshd.known_hosts}&power=cycle")
             probe = tmp_path / "hello.txt"
             probe.write_text("over labgrid\n")
             with open_transport(url) as dev:
@@ -246,7 +269,10 @@ def test_linux_board_through_a_labgrid_network_service(farm, tmp_path):
                 desc = dev.describe()
                 assert desc["scheme"] == "labgrid" and desc["labgrid_place"] == "my-pi" and desc["port"] == sshd.port
             assert farm.acquired_by("my-pi") == "None"
+            assert Relay.switched == ["/relay/3/0", "/relay/3/1"]  # power-cycled by labgrid before use
             with pytest.raises(DeviceError, match="unknown option 'bogus' for labgrid://"):
                 open_transport(f"labgrid://my-pi?bogus=1&coordinator={farm.address}")
     finally:
+        relay.shutdown()
+        relay.server_close()
         sshd.kill()
