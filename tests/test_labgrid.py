@@ -30,6 +30,7 @@ from edgeq.errors import DeviceError
 from edgeq.runner import mcu_protocol as P
 from edgeq.runner.deploy import deploy
 from edgeq.runner.transports import open_transport
+from edgeq.runner.transports.labgrid import LabgridPlace
 from edgeq.runner.transports.qemu_system import QemuSystemBoard, free_port
 from edgeq.targets import get_target
 
@@ -226,7 +227,21 @@ def test_labgrid_errors_are_clear(farm, private_tmp, mlp_t2_blob):
             deploy("stm32h7", model, connect=url)
         assert farm.acquired_by("busy-stm32") != "None"
         farm.client("-p", "busy-stm32", "release")
+    with pytest.raises(DeviceError, match="matches lab2/stm32b/NetworkSerialPort, which no exporter offers now"):
+        deploy("stm32h7", model, connect=url)  # the exporter is gone
     assert list(private_tmp.iterdir()) == []
+
+
+@pytest.mark.parametrize("url,message", [
+    ("labgrid://", "expected labgrid://PLACE"),
+    ("labgrid://a/b", "expected labgrid://PLACE"),
+    ("labgrid://a?power=off", "power must be one of on, cycle"),
+    ("labgrid://a?baud=9600", "unknown option 'baud' for labgrid://"),
+    ("labgrid://a?serial=x&serial=y", "an option is given twice"),
+])
+def test_url_mistakes(url, message):
+    with pytest.raises(DeviceError, match=message):
+        LabgridPlace(url)
 
 
 class Relay(BaseHTTPRequestHandler):

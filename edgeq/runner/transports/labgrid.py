@@ -38,6 +38,7 @@ SSH_OPTIONS = frozenset({"identity", "known_hosts", "strict", "tmpdir"})
 OPTIONS = frozenset({"coordinator", "power", "serial", "ssh"}) | SSH_OPTIONS
 POWER_ACTIONS = ("on", "cycle")
 CLIENT_TIMEOUT_S = 30.0
+DEFAULT_COORDINATOR = "127.0.0.1:20408"  # labgrid-client's own default
 _SERIAL_SCHEMES = {"raw": "socket", "rfc2217": "rfc2217"}
 
 
@@ -84,7 +85,7 @@ class LabgridPlace:
             raise DeviceError(f"{url}: power must be one of {', '.join(POWER_ACTIONS)}, not {opts['power']!r}")
         self.opts = opts
         self.timeout = timeout
-        self.coordinator = opts.get("coordinator") or os.environ.get("LG_COORDINATOR") or "labgrid's default"
+        self.coordinator = opts.get("coordinator") or os.environ.get("LG_COORDINATOR") or DEFAULT_COORDINATOR
         self.client = client_path()
         self.ours = False  # we acquired it, so we release it
         self.resources: list[tuple[str, dict]] = []
@@ -113,9 +114,8 @@ class LabgridPlace:
     def _explain(self, command: str, stderr: str) -> DeviceError:
         """labgrid's message turned into what the user should know and do."""
         if "Could not connect to coordinator" in stderr or "coordinator is unavailable" in stderr:
-            why = f"labgrid coordinator {self.coordinator} unreachable"
-            return DeviceError(f"{self.url}: {why} (is labgrid-coordinator running? pass ?coordinator=HOST:PORT "
-                               "or set LG_COORDINATOR)")
+            return DeviceError(f"{self.url}: labgrid coordinator {self.coordinator} unreachable (is labgrid-coordinator "
+                               "running? pass ?coordinator=HOST:PORT or set LG_COORDINATOR)")
         if re.search(r"place pattern \S+ matches nothing", stderr):
             return DeviceError(f"{self.url}: no place {self.name!r} on coordinator {self.coordinator} "
                                "(`labgrid-client places` lists them)")
