@@ -15,6 +15,7 @@ test: bootstrap
 	$(PY) -m pytest -n 2 -q tests
 
 bench: bootstrap
+	.venv/bin/pip install -q -e ".[bench]"
 	$(PY) benchmarks/bench_pack.py
 	$(PY) benchmarks/bench_kernels.py --json bench_kernels.json
 

@@ -2,8 +2,9 @@
 
 from edgeq.cli_pack import dequant, inspect, pack
 from edgeq.cli_run import bench, run
+from edgeq.cli_sign import keygen, sign, verify
 from edgeq.runner.commands import deploy, devices
 from edgeq.targets.commands import build_cmd, fit_cmd, targets
 from edgeq.targets.fpga import fpga
 
-ALL: list = [pack, inspect, dequant, fpga, targets, build_cmd, fit_cmd, deploy, devices, run, bench]
+ALL: list = [pack, inspect, dequant, fpga, targets, build_cmd, fit_cmd, deploy, devices, run, bench, keygen, sign, verify]

@@ -26,16 +26,17 @@ from edgeq.build.builder import run_make
 from edgeq.errors import BlobError, BuildError, EdgeqError
 
 RUNTIME_DIR = Path(__file__).resolve().parent.parent / "runtimes"
-ABI_VERSION = 2
+ABI_VERSION = 3
 MESSAGE_MAX = 192
-TIERS = {"auto": 0, "ref": 1, "avx2": 2}
+TIERS = {"auto": 0, "ref": 1, "avx2": 2, "avxvnni": 3}
 # Element types of activation formats (edgeq_blob.h); B1 activations are bit rows in uint32 words.
 DTYPES = {1: np.float32, 2: np.float16, 3: np.int32, 4: np.int8, 5: np.uint8, 18: np.uint32}
 
 
 class _Options(C.Structure):
     _fields_ = [("abi_version", C.c_uint32), ("threads", C.c_uint32), ("max_batch", C.c_uint32),
-                ("tier", C.c_uint32), ("reserved", C.c_uint32 * 4)]
+                ("tier", C.c_uint32), ("require_signature", C.c_uint32), ("has_public_key", C.c_uint32),
+                ("reserved", C.c_uint32 * 2), ("public_key", C.c_uint8 * 32)]
 
 
 class _Diag(C.Structure):
@@ -157,6 +158,7 @@ def library(sanitize: bool = False) -> C.CDLL:
         "edgeq_strerror": ([C.c_int], C.c_char_p),
         "edgeq_status_name": ([C.c_int], C.c_char_p),
         "edgeq_default_options": ([P], None),
+        "edgeq_verify_signature": ([P, S, P, P], C.c_int),
         "edgeq_arena_size": ([P, S, P, C.POINTER(S), P], C.c_int),
         "edgeq_create": ([P, S, P, P, S, C.POINTER(P), P], C.c_int),
         "edgeq_destroy": ([P], None),
@@ -191,12 +193,31 @@ def _error(status: int, message: str, path: Path) -> EdgeqError:
     return err
 
 
+def verify_signature(blob_path: str | os.PathLike, public_key: str | os.PathLike | bytes,
+                     sanitize: bool = False) -> None:
+    """The C runtime's edgeq_verify_signature (what a firmware's VERIFY step calls); raises BlobError."""
+    from edgeq.blob.sign import load_public_key
+
+    path = Path(blob_path)
+    key = (C.c_uint8 * 32)(*load_public_key(public_key))
+    data = np.fromfile(path, np.uint8)
+    buf = np.zeros(data.size + 64, np.uint8)
+    at = -buf.ctypes.data % 64
+    buf[at : at + data.size] = data
+    diag = _Diag()
+    if library(sanitize).edgeq_verify_signature(buf.ctypes.data + at, data.size, key, C.byref(diag)):
+        raise _error(diag.status, diag.message.decode(errors="replace"), path)
+
+
 class Session:
     """A blob loaded in the C runtime: zero-copy over an mmap of the file; one arena allocated here
     (activations for `max_batch` samples), none after. Larger batches run in chunks."""
 
     def __init__(self, blob_path: str | os.PathLike, threads: int = 1, sanitize: bool = False, tier: str = "auto",
-                 max_batch: int = 1):
+                 max_batch: int = 1, public_key: str | os.PathLike | bytes | None = None,
+                 require_signature: bool = False):
+        """public_key (raw 32 bytes or a .pub/PEM file): a signed blob must verify against it in the C
+        runtime; require_signature: an unsigned blob is refused too (docs/signing.md)."""
         if tier not in TIERS:
             raise EdgeqError(f"unknown kernel tier '{tier}'; choose from {', '.join(TIERS)}")
         self.path = Path(blob_path)
@@ -210,6 +231,12 @@ class Session:
         opt = _Options()
         lib.edgeq_default_options(C.byref(opt))
         opt.threads, opt.max_batch, opt.tier = int(threads), int(max_batch), TIERS[tier]
+        if public_key is not None:
+            from edgeq.blob.sign import load_public_key
+
+            opt.public_key[:] = load_public_key(public_key)
+            opt.has_public_key = 1
+        opt.require_signature = int(require_signature)
         diag, need = _Diag(), C.c_size_t()
         ptr, size = self._blob.ctypes.data, self._blob.size
         if lib.edgeq_arena_size(ptr, size, C.byref(opt), C.byref(need), C.byref(diag)):

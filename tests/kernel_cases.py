@@ -17,7 +17,7 @@ from edgeq.formats import ids as F
 
 FMT_INDEX = {"t2": 0, "t158": 1, "b1": 2, "q4": 3, "i8": 4}
 ACC_ROW, ACC_BLOCK = 0, 1
-TIERS = {"ref": 0, "avx2": 1}
+TIERS = {"ref": 0, "avx2": 1, "avxvnni": 2}  # a tier this CPU lacks returns no kernel name
 
 
 @dataclass(frozen=True)

@@ -34,9 +34,8 @@ def _sections(buf: bytes) -> dict[int, tuple[int, int, int]]:
 
 def _reseal(buf: bytearray) -> bytearray:
     """Recomputes every CRC so only the structural checks can catch a change."""
-    for kind, (at, off, size) in _sections(bytes(buf)).items():
-        if kind != L.SECTION_SIGNATURE:
-            buf[at + 4 : at + 8] = (zlib.crc32(buf[off : off + size]) & 0xFFFFFFFF).to_bytes(4, "little")
+    for at, off, size in _sections(bytes(buf)).values():
+        buf[at + 4 : at + 8] = (zlib.crc32(buf[off : off + size]) & 0xFFFFFFFF).to_bytes(4, "little")
     seal(buf)
     return buf
 

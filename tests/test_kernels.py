@@ -31,13 +31,17 @@ def test_every_kernel_matches_reference_and_numpy(check_lib):
     assert check_all(check_lib) > 150
 
 
-def test_avx2_tier_is_present_on_this_host(check_lib):
+@pytest.mark.parametrize("tier,flag", [("avx2", "avx2"), ("avxvnni", "avx_vnni")])
+def test_x86_tier_is_present_when_the_cpu_has_it(check_lib, tier, flag):
+    """Guards against a tier that silently never runs: CPUID in the runtime agrees with the kernel's flags."""
     from kernel_cases import Case
 
-    if "avx2" not in Path("/proc/cpuinfo").read_text():
-        pytest.skip("no AVX2 on this CPU")
-    name, got, want = run_case(load(check_lib), "avx2", Case("t2", 0, 256, 8, 300, 1, 0, 8), seed=1)
-    assert name == "avx2/t2_row_matvec"
+    has = flag in Path("/proc/cpuinfo").read_text().split()
+    name, got, want = run_case(load(check_lib), tier, Case("t2", 0, 256, 8, 300, 1, 0, 8), seed=1)
+    if not has:
+        assert name is None
+        pytest.skip(f"no {flag} on this CPU: the {tier} tier is refused, as checked")
+    assert name == f"{tier}/t2_row_matvec"
     assert (got == want).all()
 
 

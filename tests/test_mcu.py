@@ -59,10 +59,11 @@ def h7_board():
     assert board.proc is None  # the emulator is gone after close
 
 
-@pytest.mark.parametrize("target_id,fmt", [("stm32l4", "t2"), ("stm32h7", "q4"), ("corstone300", "t2"),
-                                           ("corstone300", "q4")])
-def test_deploy_digits_bit_exact_on_emulated_boards(blobs, target_id, fmt):
-    res = CliRunner().invoke(main, ["deploy", "--target", target_id, str(blobs[fmt]), "--runs", "4", "--json"])
+@pytest.mark.parametrize("target_id,fmt,mode", [("stm32l4", "t2", "upload"), ("stm32h7", "q4", "upload"),
+                                                ("corstone300", "t2", "upload"), ("corstone300", "q4", "linked")])
+def test_deploy_digits_bit_exact_on_emulated_boards(blobs, target_id, fmt, mode):
+    res = CliRunner().invoke(main, ["deploy", "--target", target_id, str(blobs[fmt]), "--runs", "4", "--mode", mode,
+                                    "--json"])
     assert res.exit_code == 0, res.output
     report = json.loads(res.output[res.output.index("{"):])
     acc = report["accuracy"]
@@ -78,7 +79,9 @@ def test_deploy_digits_bit_exact_on_emulated_boards(blobs, target_id, fmt):
     t = get_target(target_id)
     assert mem["flash_available"] == t.memory["flash_kb"] * 1024 and mem["ram_available"] == t.memory["ram_kb"] * 1024
     assert blobs[fmt].stat().st_size < mem["flash_used"] < mem["flash_available"]
-    assert blobs[fmt].stat().st_size + mem["arena_bytes"] < mem["ram_used"] < mem["ram_available"]
+    in_ram = blobs[fmt].stat().st_size if mode == "upload" else 0
+    assert in_ram + mem["arena_bytes"] < mem["ram_used"] < mem["ram_available"]
+    assert any(f"mode {mode}" in n for n in report["notes"])
 
 
 def test_linked_image_runs_host_inputs_like_the_reference(blobs):
@@ -201,6 +204,10 @@ def test_deploy_through_a_link_that_drops_and_corrupts(blobs, seed):
 
 
 def test_qemu_system_url_and_dead_board_errors(tmp_path):
+    from edgeq.runner.transports import open_transport
+
+    with pytest.raises(DeviceError, match="boots microcontroller firmware"):
+        open_transport("qemu-system://mps2-an386")
     with pytest.raises(DeviceError, match="unknown machine 'mps2-an999'"):
         QemuSystemBoard("qemu-system://mps2-an999", tmp_path / "x.elf")
     with pytest.raises(DeviceError, match="firmware image .* not found"):
@@ -304,3 +311,54 @@ def test_serial_url_on_a_pseudo_terminal(blobs):
     finally:
         os.killpg(proc.pid, 9)
         proc.wait()
+
+
+def test_signed_deploy_and_the_device_refuses_unsigned_or_foreign_blobs(blobs, tmp_path):
+    """With --pubkey the image carries the key: VERIFY checks the Ed25519 signature on the device."""
+    from edgeq.blob.sign import generate_key, load_public_key, sign_blob
+
+    key, pub = generate_key(tmp_path / "fleet.key")
+    other, _ = generate_key(tmp_path / "other.key")
+    signed = sign_blob(blobs["t2"], key, tmp_path / "signed.edgeq")
+    foreign = sign_blob(blobs["t2"], other, tmp_path / "foreign.edgeq")
+    res = CliRunner().invoke(main, ["deploy", "--target", "stm32h7", str(signed), "--pubkey", str(pub), "--runs", "2",
+                                    "--json"])
+    assert res.exit_code == 0, res.output
+    report = json.loads(res.output[res.output.index("{"):])
+    assert report["accuracy"]["max_abs_err"] == 0
+    assert any("checked the blob's Ed25519 signature" in n for n in report["notes"])
+    target = get_target("stm32h7")
+    image = build_firmware(target, public_key=load_public_key(pub))
+    with QemuSystemBoard(target.connect, image.elf) as board:
+        c = P.Client(board.stream)
+        assert c.hello().signature_required
+        for blob, status in ((blobs["t2"], 124), (foreign, 125)):  # EDGEQ_E_UNSIGNED, EDGEQ_E_SIGNATURE_KEY
+            data = Path(blob).read_bytes()
+            c.load(data)
+            with pytest.raises(P.ProtocolError) as e:
+                c.verify(zlib.crc32(data))
+            assert e.value.code == 21 and e.value.status == status
+            with pytest.raises(P.ProtocolError, match="no verified blob"):
+                c.run()
+        data = signed.read_bytes()
+        c.load(data)
+        assert c.verify(zlib.crc32(data)).bundled_tests == 16 and c.run().blob_crc == zlib.crc32(data)
+
+
+def test_upload_resumes_after_the_host_went_away(h7_board, blobs):
+    board, c = h7_board
+    data = blobs["t2"].read_bytes()
+    crc = zlib.crc32(data)
+    c.request(P.LOAD_BEGIN, struct.pack("<II", len(data), crc))
+    for off in range(0, 4096, 128):
+        c.request(P.LOAD_CHUNK, struct.pack("<I", off) + data[off:off + 128])
+    # a chunk beyond a gap is not written; the reply says where to resume
+    got, size = struct.unpack("<II", c.request(P.LOAD_CHUNK, struct.pack("<I", 8192) + data[8192:8320]))
+    assert (got, size) == (4096, len(data))
+    fresh = P.Client(board.stream)  # a new host session: its own sequence numbers
+    got, _ = struct.unpack("<II", fresh.request(P.LOAD_BEGIN, struct.pack("<II", len(data), crc)))
+    assert got == 4096
+    sent = []
+    fresh.load(data, progress=lambda done, total: sent.append(done))
+    assert sent[0] == 4096 + 128 and sent[-1] == len(data)  # nothing before 4096 was sent again
+    assert fresh.verify(crc).blob_size == len(data)

@@ -54,9 +54,11 @@ def test_run_and_bench_cli(mlp_t2_blob, tmp_path):
 # ---- every op, format and scale kind, against the numpy reference executor ------------------------
 
 
-@pytest.mark.parametrize("tier", ["ref", "avx2"])
+@pytest.mark.parametrize("tier", ["ref", "avx2", "avxvnni"])
 @pytest.mark.parametrize("config", RG.CONFIGS, ids=lambda c: f"{c[0]}-{'row' if c[1] == 1 else 'block'}-{c[2]}")
 def test_all_ops_bit_exact_with_reference(tmp_path, config, tier):
+    if tier == "avxvnni" and "avx_vnni" not in Path("/proc/cpuinfo").read_text().split():
+        pytest.skip("no AVX-VNNI on this CPU")
     fmt, kind, block, zeros = config
     g = RG.all_ops_graph(7, fmt, kind, block, zeros)
     write_blob(g, tmp_path / "g.edgeq")

@@ -33,7 +33,7 @@ stamp=.venv/.edgeq-installed
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   echo "bootstrap: installing Python packages into .venv"
   .venv/bin/pip install -q --upgrade pip >/dev/null
-  .venv/bin/pip install -q -e ".[dev,examples,gguf]"
+  .venv/bin/pip install -q -e ".[dev,examples,gguf,llm]"
   touch "$stamp"
 fi
 

@@ -17,14 +17,20 @@ static inline uint64_t bench_now_ns(void) {
 
 typedef int (*bench_body_fn)(void *ctx);
 
-/* `label` (may be NULL) follows "ready" on the first line, e.g. the kernels the driver will run. */
-static int bench_serve(bench_body_fn body, void *ctx, const char *label) {
+typedef void (*bench_hook_fn)(void *ctx);
+
+/* `label` (may be NULL) follows "ready" on the first line, e.g. the kernels the driver will run.
+ * `wake`/`park` (may be NULL) run around each request, untimed: a driver whose worker threads
+ * spin-wait parks them in between, so an idle contender never steals a core from the timed one. */
+static int bench_serve_hooks(bench_body_fn body, void *ctx, const char *label, bench_hook_fn wake,
+                             bench_hook_fn park) {
     char line[64];
     printf("ready %s\n", label ? label : "");
     fflush(stdout);
     while (fgets(line, sizeof line, stdin)) {
         if (line[0] == 'q') break;
         int n = atoi(line);
+        if (wake) wake(ctx);
         for (int i = 0; i < n; i++) {
             uint64_t t0 = bench_now_ns();
             if (body(ctx) != 0) {
@@ -35,9 +41,14 @@ static int bench_serve(bench_body_fn body, void *ctx, const char *label) {
             uint64_t t1 = bench_now_ns();
             printf("%llu%c", (unsigned long long)(t1 - t0), i + 1 < n ? ' ' : '\n');
         }
+        if (park) park(ctx);
         if (n <= 0) printf("\n");
         fflush(stdout);
     }
     return 0;
+}
+
+static int bench_serve(bench_body_fn body, void *ctx, const char *label) {
+    return bench_serve_hooks(body, ctx, label, NULL, NULL);
 }
 #endif

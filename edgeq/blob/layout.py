@@ -33,6 +33,10 @@ SECTION_NAMES = {
     SECTION_SIGNATURE: "signature",
 }
 
+SIG_ED25519 = 1
+SIG_PUBLIC_KEY_BYTES = 32
+SIG_KEY_ID_BYTES = 16
+
 TENSOR_CONST = 0x1
 TENSOR_INPUT = 0x2
 TENSOR_OUTPUT = 0x4
@@ -112,6 +116,15 @@ class edgeq_section_t(C.LittleEndianStructure):
     ]
 
 
+class edgeq_signature_t(C.LittleEndianStructure):
+    _fields_ = [
+        ("algorithm", C.c_uint32),
+        ("reserved", C.c_uint32),
+        ("key_id", C.c_uint8 * SIG_KEY_ID_BYTES),
+        ("signature", C.c_uint8 * 64),
+    ]
+
+
 class edgeq_tensor_t(C.LittleEndianStructure):
     _fields_ = [
         ("name", C.c_uint32),
@@ -156,4 +169,4 @@ class edgeq_op_t(C.LittleEndianStructure):
     ]
 
 
-STRUCTS = [edgeq_header_t, edgeq_section_t, edgeq_tensor_t, edgeq_graph_t, edgeq_op_t]
+STRUCTS = [edgeq_header_t, edgeq_section_t, edgeq_signature_t, edgeq_tensor_t, edgeq_graph_t, edgeq_op_t]

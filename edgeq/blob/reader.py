@@ -141,7 +141,7 @@ def _sections(view: memoryview, header: L.edgeq_header_t) -> dict[int, L.edgeq_s
         raise BlobError("signature section must be the last bytes of the file")
     for kind, sec in sections.items():
         got = zlib.crc32(view[sec.offset : sec.offset + sec.size]) & 0xFFFFFFFF
-        if kind != L.SECTION_SIGNATURE and got != sec.crc32:
+        if got != sec.crc32:
             raise BlobError(
                 f"{L.SECTION_NAMES[kind]} section checksum mismatch (stored {sec.crc32:08x}, computed {got:08x})"
             )

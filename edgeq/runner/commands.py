@@ -28,8 +28,12 @@ from edgeq.errors import AccuracyError
 @click.option("--no-flash", is_flag=True, help="MCU targets on serial://: the board already runs the firmware.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON (docs/report-schema.md).")
 @click.option("--plot", type=click.Path(path_type=Path, dir_okay=False), help="Write latency plots to this PNG.")
+@click.option("--pubkey", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="Ed25519 public key (.pub): host and device refuse a blob not signed by it, unsigned "
+                   "included (needed when the target requires signatures).")
 def deploy(model: Path, target_id: str, fmt: str | None, calib: Path | None, connect: str | None, device: str | None,
-           runs: int, warmup: int, timeout: float, mode: str, no_flash: bool, as_json: bool, plot: Path | None) -> None:
+           runs: int, warmup: int, timeout: float, mode: str, no_flash: bool, as_json: bool, plot: Path | None,
+           pubkey: Path | None) -> None:
     """Deploy MODEL (.pt2 or .edgeq) to a board, profile it and check it against the host reference."""
     from edgeq.report.console import render
     from edgeq.runner.deploy import deploy as run_deploy
@@ -40,7 +44,7 @@ def deploy(model: Path, target_id: str, fmt: str | None, calib: Path | None, con
     err = Console(stderr=True)
     with err.status("deploying") as status:
         report = run_deploy(target_id, model, fmt=fmt, connect=connect, device=device, calib=calib, runs=runs,
-                            warmup=warmup, timeout=timeout, progress=lambda s: status.update(s),
+                            warmup=warmup, timeout=timeout, progress=lambda s: status.update(s), public_key=pubkey,
                             mcu_options=Options(mode=mode, flash=not no_flash))
     for note in report.notes[:1]:
         err.print(f"note: {note}")

@@ -37,6 +37,7 @@ class Plan:
     exec_wrapper: list[str]
     device_name: str | None
     default_connection: bool
+    public_key_path: str = ""  # the device's key from the inventory ("" = none)
 
 
 def resolve(target_id: str, connect: str | None, device: str | None) -> Plan:
@@ -44,7 +45,7 @@ def resolve(target_id: str, connect: str | None, device: str | None) -> Plan:
         dev = get_device(device)
         if target_id and dev.target != target_id:
             raise EdgeqError(f"device '{device}' is a {dev.target}, not a {target_id}")
-        return Plan(get_target(dev.target), dev.connect, dev.exec_wrapper, device, False)
+        return Plan(get_target(dev.target), dev.connect, dev.exec_wrapper, device, False, dev.public_key)
     target = get_target(target_id)
     if target.family not in (*LINUX_FAMILIES, "mcu"):
         raise EdgeqError(f"target {target.id} is a {target.family} board: deploying to it needs the "
@@ -54,11 +55,43 @@ def resolve(target_id: str, connect: str | None, device: str | None) -> Plan:
     return Plan(target, target.connect, [], None, True)
 
 
-def blob_for(target: Target, model: Path, fmt: str | None, calib: Path | None, workdir: Path) -> Path:
+@dataclass
+class Signing:
+    """The key the blob must be signed with (None: no signature check). A deploy given a key always requires
+    the signature -- host and device -- so that stripping it is no way around the check."""
+
+    public_key: bytes | None
+
+    def runner_args(self) -> list[str]:
+        return [] if self.public_key is None else ["--pubkey", "edgeq.pub", "--require-signature"]
+
+
+def signing_for(plan: Plan, public_key: str | os.PathLike | None) -> Signing:
+    """--pubkey, else the device's public_key from the inventory; a target that requires signatures needs one."""
+    from edgeq.blob.sign import load_public_key
+
+    source = public_key or plan.public_key_path or None
+    if source is None and plan.target.section("security").get("require_signature", False):
+        raise EdgeqError(f"target {plan.target.id} requires signed blobs ([security] require_signature): give "
+                         "--pubkey FILE, or public_key for the device in devices.toml")
+    return Signing(load_public_key(source) if source is not None else None)
+
+
+def blob_for(target: Target, model: Path, fmt: str | None, calib: Path | None, workdir: Path,
+             signing: Signing | None = None) -> Path:
     """A blob for the target: the file itself, or the model packed with the target's default format."""
+    signing = signing or Signing(None)
     if model.suffix == ".edgeq":
-        read_blob(model)  # validates before anything is pushed
+        if signing.public_key is not None:  # refused here already, before anything is pushed
+            from edgeq.blob.sign import verify_blob
+
+            verify_blob(model, signing.public_key)
+        else:
+            read_blob(model)  # validates before anything is pushed
         return model
+    if signing.public_key is not None:
+        raise EdgeqError(f"{target.id}: deploying with a public key needs a signed blob: pack {model.name} "
+                         "(edgeq pack), sign it (edgeq sign --key KEY) and deploy the .edgeq file")
     from edgeq.cli_pack import calibration_data, load_model
     from edgeq.packer import Recipe, pack
 
@@ -72,12 +105,27 @@ def blob_for(target: Target, model: Path, fmt: str | None, calib: Path | None, w
     return out
 
 
-def run_on_device(plan: Plan, runner: Path, blob: Path, runs: int, warmup: int, timeout: float):
-    """Pushes runner + blob, runs them, returns (parsed JSON, transport description)."""
-    with device_lock(plan.url), open_transport(plan.url, exec_wrapper=plan.exec_wrapper or None) as dev:
+def push_public_key(dev, signing: Signing, workdir: Path) -> None:
+    """The device's runner checks the blob itself: it gets the public key as edgeq.pub."""
+    if signing.public_key is not None:
+        from edgeq.blob.sign import public_key_text
+
+        path = workdir / "edgeq.pub"
+        path.write_text(public_key_text(signing.public_key))
+        dev.push(str(path), "edgeq.pub")
+
+
+def run_on_device(plan: Plan, runner: Path, blob: Path, runs: int, warmup: int, timeout: float,
+                  signing: Signing | None = None):
+    """Pushes runner + blob (+ public key), runs them, returns (parsed JSON, transport description)."""
+    signing = signing or Signing(None)
+    with (device_lock(plan.url), open_transport(plan.url, exec_wrapper=plan.exec_wrapper or None) as dev,
+          tempfile.TemporaryDirectory(prefix="edgeq-key-") as keydir):
         dev.push(str(runner), "edgeq_runner")
         dev.push(str(blob), "model.edgeq")
-        res = dev.run(["./edgeq_runner", "model.edgeq", "--warmup", str(warmup), "--runs", str(runs)], timeout=timeout)
+        push_public_key(dev, signing, Path(keydir))
+        res = dev.run(["./edgeq_runner", "model.edgeq", "--warmup", str(warmup), "--runs", str(runs),
+                       *signing.runner_args()], timeout=timeout)
         desc = dev.describe()
     text = res.stdout.decode(errors="replace")
     try:
@@ -99,7 +147,7 @@ def insn_plugin() -> Path | None:
     return path if path.is_file() else None
 
 
-def count_instructions(plan: Plan, runner: Path, blob: Path, timeout: float) -> int | None:
+def count_instructions(plan: Plan, runner: Path, blob: Path, timeout: float, signing: Signing | None = None) -> int | None:
     """Executed instructions of one inference under qemu-user: runs with 1 and 11 inferences, so the
     set-up (load, bundled checks) cancels in the difference. None when the plugin or qemu-user is absent."""
     plugin = insn_plugin()
@@ -107,11 +155,14 @@ def count_instructions(plan: Plan, runner: Path, blob: Path, timeout: float) -> 
         return None
     url = plan.url + ("&" if "?" in plan.url else "?") + f"plugin={plugin}"
     totals = []
-    with open_transport(url) as dev:
+    signing = signing or Signing(None)
+    with open_transport(url) as dev, tempfile.TemporaryDirectory(prefix="edgeq-key-") as keydir:
         dev.push(str(runner), "edgeq_runner")
         dev.push(str(blob), "model.edgeq")
+        push_public_key(dev, signing, Path(keydir))
         for runs in (1, 11):
-            res = dev.run(["./edgeq_runner", "model.edgeq", "--warmup", "0", "--runs", str(runs)], timeout=timeout)
+            res = dev.run(["./edgeq_runner", "model.edgeq", "--warmup", "0", "--runs", str(runs),
+                           *signing.runner_args()], timeout=timeout)
             found = re.findall(rb"total insns: (\d+)", res.stderr)
             if res.returncode != 0 or not found:
                 return None
@@ -136,29 +187,31 @@ def check_accuracy(blob_path: Path, outputs: list) -> dict:
 
 def deploy(target_id: str, model: Path, *, fmt: str | None = None, connect: str | None = None,
            device: str | None = None, calib: Path | None = None, runs: int = 20, warmup: int = 3,
-           timeout: float = 600.0, progress=None, mcu_options=None) -> R.Report:
+           timeout: float = 600.0, progress=None, public_key: str | os.PathLike | None = None,
+           mcu_options=None) -> R.Report:
     """The whole pipeline; raises EdgeqError subclasses with one-line messages on failure."""
     from edgeq.build import build_runtime
 
     step = progress or (lambda s: None)
     plan = resolve(target_id, connect, device)
     target = plan.target
+    signing = signing_for(plan, public_key)
     if target.family == "mcu":
         from edgeq.runner.mcu_deploy import deploy_mcu
 
         report = deploy_mcu(target, plan.url, plan.default_connection, Path(model), fmt=fmt, calib=calib, runs=runs,
-                            warmup=warmup, opts=mcu_options, progress=progress)
+                            warmup=warmup, opts=mcu_options, progress=progress, signing=signing)
         report.device.name = plan.device_name
         return report
     with tempfile.TemporaryDirectory(prefix="edgeq-deploy-") as tmp:
         step("packing")
-        blob = blob_for(target, Path(model), fmt, calib, Path(tmp))
+        blob = blob_for(target, Path(model), fmt, calib, Path(tmp), signing)
         step("building runtime")
         build = build_runtime(target)
         step(f"running on {plan.url}")
-        data, desc = run_on_device(plan, build.runner, blob, runs, warmup, timeout)
+        data, desc = run_on_device(plan, build.runner, blob, runs, warmup, timeout, signing)
         step("counting instructions under emulation")
-        instructions = count_instructions(plan, build.runner, blob, timeout)
+        instructions = count_instructions(plan, build.runner, blob, timeout, signing)
         step("checking accuracy")
         metrics = check_accuracy(blob, data["outputs"])
         parsed = read_blob(blob)
@@ -178,6 +231,11 @@ def deploy(target_id: str, model: Path, *, fmt: str | None = None, connect: str 
         modelled.append(R.build(R.ModelledLatency, profile.modelled_from_instructions(target, instructions)))
     energy = ModelledEnergy(target).energy(modelled[-1].ms, "modelled", modelled[-1].method)
     notes = []
+    if signing.public_key is not None:
+        from edgeq.blob.sign import key_id
+
+        notes.append("signature verified on the host and by the device runtime "
+                     f"(key id {key_id(signing.public_key).hex()})")
     if plan.default_connection:
         notes.append(f"no connection configured for {target.id}: used its emulated default {plan.url}")
     if source == "emulated":

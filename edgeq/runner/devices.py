@@ -5,6 +5,7 @@
     connect = "ssh://pi@raspberrypi.local"
     exec_wrapper = []            # e.g. ["qemu-aarch64", "-cpu", "cortex-a76"] for a test host
     meter = "pmic"               # optional energy meter back-end
+    public_key = "~/keys/fleet.pub"  # optional: deploys refuse blobs not signed by this key (docs/signing.md)
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from pathlib import Path
 
 from edgeq.errors import DeviceError, EdgeqError
 
-KEYS = {"target": str, "connect": str, "exec_wrapper": list, "meter": str}
+KEYS = {"target": str, "connect": str, "exec_wrapper": list, "meter": str, "public_key": str}
 
 
 @dataclass
@@ -31,6 +32,7 @@ class Device:
     connect: str
     exec_wrapper: list[str] = field(default_factory=list)
     meter: str = ""
+    public_key: str = ""  # path of the Ed25519 public key blobs for this device must be signed with
 
 
 def inventory_path() -> Path:
@@ -61,7 +63,7 @@ def load_inventory(path: Path | None = None) -> dict[str, Device]:
             if key not in entry:
                 raise EdgeqError(f"{path}: [{name}] is missing '{key}'")
         devices[name] = Device(name, entry["target"], entry["connect"], list(entry.get("exec_wrapper", [])),
-                               entry.get("meter", ""))
+                               entry.get("meter", ""), os.path.expanduser(entry.get("public_key", "")))
     return devices
 
 

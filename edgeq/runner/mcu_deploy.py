@@ -160,6 +160,18 @@ def run_bundled(client: P.Client, verified: P.Verified, out_fmt: int) -> list[np
     return outs
 
 
+def timed_runs(c: P.Client, runs: int) -> P.Result:
+    """`runs` timed runs on bundled input 0, in RUN requests of at most MAX_RUNS; ticks of all of them."""
+    ticks, crcs = [], set()
+    while len(ticks) < runs:
+        result = c.run(1, min(P.MAX_RUNS, runs - len(ticks)), P.RUN_FROM_BUNDLED, 0)
+        ticks += result.ticks
+        crcs.add(result.blob_crc)
+    if len(crcs) > 1:
+        raise DeviceError(f"{c.stream.url}: the device ran different blobs (crc32 {sorted(crcs)}) within one deploy")
+    return P.Result(1, crcs.pop() if crcs else 0, ticks)
+
+
 def load_and_verify(c: P.Client, data: bytes, mode: str, step) -> tuple[P.Verified, float]:
     """Uploads (upload mode) and verifies; a blob that arrived damaged despite the per-chunk CRCs fails the
     whole-blob CRC, the device discards it, and it is uploaded once more."""
@@ -180,28 +192,30 @@ def load_and_verify(c: P.Client, data: bytes, mode: str, step) -> tuple[P.Verifi
 
 def deploy_mcu(target: Target, url: str, default_connection: bool, model: Path, *, fmt: str | None = None,
                calib: Path | None = None, runs: int = 20, warmup: int = 3, opts: Options | None = None,
-               progress=None) -> R.Report:
+               progress=None, signing=None) -> R.Report:
     """The MCU pipeline; raises EdgeqError subclasses with one-line messages on failure."""
     from edgeq.build.firmware import build_firmware
-    from edgeq.runner.deploy import ATOL, blob_for, check_accuracy
+    from edgeq.runner.deploy import ATOL, Signing, blob_for, check_accuracy
 
     opts = opts or Options()
+    signing = signing or Signing(None)
+    key = signing.public_key  # compiled into the image: the device refuses blobs not signed by it
     if opts.mode not in MODES:
         raise EdgeqError(f"mode must be one of {', '.join(MODES)}, got {opts.mode!r}")
     step = progress or (lambda s: None)
-    runs = min(runs, P.MAX_RUNS)
     placement = "board" if urlsplit(url).scheme == "serial" else "emulated"
     with tempfile.TemporaryDirectory(prefix="edgeq-deploy-") as tmp:
         step("packing")
-        blob = blob_for(target, Path(model), fmt, calib, Path(tmp))
+        blob = blob_for(target, Path(model), fmt, calib, Path(tmp), signing)
         data = blob.read_bytes()
         step("building firmware")
-        generic = build_firmware(target, placement=placement)
+        generic = build_firmware(target, placement=placement, public_key=key)
         step("checking the fit")
         fit = fit_or_refuse(target, blob, generic.code_size, opts.mode)
         image = generic
         if opts.mode == "linked":
-            image = build_firmware(target, blob, placement=placement, arena_bytes=fit.ram.parts["arena"])
+            image = build_firmware(target, blob, placement=placement, arena_bytes=fit.ram.parts["arena"],
+                                   public_key=key)
         parsed = read_blob(blob)
         g = parsed.graph
         out_fmt = g.tensors[g.outputs[0]].format
@@ -221,9 +235,8 @@ def deploy_mcu(target: Target, url: str, default_connection: bool, model: Path, 
                 step("running the bundled inputs")
                 outputs = run_bundled(c, verified, out_fmt)
                 step("timing")
-                if warmup:
-                    c.run(1, min(warmup, P.MAX_RUNS), P.RUN_FROM_BUNDLED, 0)
-                result = c.run(1, runs, P.RUN_FROM_BUNDLED, 0)
+                timed_runs(c, warmup)
+                result = timed_runs(c, runs)
                 layers = c.profile()
                 final = c.hello()
                 desc = session.describe()
@@ -265,6 +278,8 @@ def deploy_mcu(target: Target, url: str, default_connection: bool, model: Path, 
                  + (f", {len(data)} B uploaded in {upload_s:.2f} s" if opts.mode == "upload" else ""))
     if opts.mode == "upload":
         notes.append("flash use counts the blob as it would be linked in production; this run held it in RAM")
+    if key is not None:
+        notes.append("the image holds the public key: the device checked the blob's Ed25519 signature at VERIFY")
     if session.flashed:
         notes.append(f"flashed with: {session.flashed}")
     if final.runs_refused:

@@ -24,9 +24,10 @@ void fw_ticks_start(void);
 uint64_t edgeq_pal_ticks(void);
 
 /* Signature hook called by VERIFY after the whole-blob CRC matched and before the model is created.
- * Returns 0 when the blob may run; otherwise writes one line into msg. The default (weak) version
- * accepts every blob unless the image was built with EDGEQ_REQUIRE_SIGNATURE=1, in which case it refuses
- * all of them until a verifier is linked in (a strong definition of this function). */
+ * Returns 0 when the blob may run, else an edgeq_status_t (EDGEQ_E_UNSIGNED, _SIGNATURE_KEY, ...) with one
+ * line in msg. The default (weak, protocol.c): an image built with a public key (EDGEQ_PUBLIC_KEY) checks
+ * the Ed25519 signature with edgeq_verify_signature; one without accepts every blob unless built with
+ * EDGEQ_REQUIRE_SIGNATURE=1, which refuses them all. A board may link its own (e.g. a key in OTP). */
 int edgeq_fw_check_signature(const uint8_t *blob, size_t size, char *msg, size_t msg_size);
 
 /* protocol.c: the framed serial protocol (docs/protocol.md); never returns. */

@@ -26,6 +26,11 @@ uint32_t eq_crc32(uint32_t crc, const uint8_t *p, size_t n); /* the runtime's (z
 #ifndef EDGEQ_REQUIRE_SIGNATURE
 #define EDGEQ_REQUIRE_SIGNATURE 0
 #endif
+#if defined(EDGEQ_PUBLIC_KEY) || EDGEQ_REQUIRE_SIGNATURE
+#define SIGNATURE_REQUIRED 1
+#else
+#define SIGNATURE_REQUIRED 0
+#endif
 
 extern uint8_t __edgeq_blob_start[], __edgeq_blob_end[];
 extern uint8_t __edgeq_arena_start[], __edgeq_arena_end[];
@@ -93,10 +98,20 @@ static void send_error(uint8_t seq, uint32_t code, uint32_t status, const char *
     send_reply(EQP_ERROR, seq, p, 4 + n);
 }
 
-/* Frame-level errors are not cached: the resent request must be processed. */
+/* Frame-level errors go out from their own buffer: the cached reply to the last good request survives,
+ * so a resend of that request after line noise is still answered from the cache. */
 static void frame_error(uint32_t code, const char *msg) {
-    send_error(0, code, 0, msg);
-    last.valid = 0;
+    uint8_t body[EQP_HEADER + 4 + 48 + EQP_TRAILER];
+    size_t n = strlen(msg);
+    if (n > 48) n = 48;
+    body[0] = EQP_ERROR;
+    body[1] = 0;
+    wr16(body + 2, (uint32_t)(4 + n));
+    wr16(body + 4, code);
+    wr16(body + 6, 0);
+    memcpy(body + 8, msg, n);
+    wr32(body + 8 + n, eq_crc32(0, body, 8 + n));
+    send_body(body, 12 + n);
 }
 
 /* Decodes COBS in place into req[]; returns the body length or -1. */
@@ -152,13 +167,38 @@ static void forget_model(void) {
     memset(&run, 0, sizeof run);
 }
 
+#ifdef EDGEQ_PUBLIC_KEY
+static const uint8_t public_key[32] = {EDGEQ_PUBLIC_KEY}; /* the image's trust anchor (edgeq deploy --pubkey) */
+#endif
+
+/* The image's key checks the blob's Ed25519 signature (header, sections, CRCs, signature; nothing else
+ * parsed). Without a key: every blob passes, unless the board requires signatures. */
 __attribute__((weak)) int edgeq_fw_check_signature(const uint8_t *blob, size_t size, char *msg, size_t msg_size) {
+#ifdef EDGEQ_PUBLIC_KEY
+    edgeq_diag_t diag;
+    edgeq_status_t st = edgeq_verify_signature(blob, size, public_key, &diag);
+    if (st == EDGEQ_OK) return 0;
+    strncpy(msg, diag.message, msg_size - 1);
+    msg[msg_size - 1] = 0;
+    return (int)st;
+#else
     (void)blob;
     (void)size;
     if (!EDGEQ_REQUIRE_SIGNATURE) return 0;
-    strncpy(msg, "this board requires a signed blob and the image has no signature verifier", msg_size - 1);
+    strncpy(msg, "this board requires signed blobs and the image holds no public key", msg_size - 1);
     msg[msg_size - 1] = 0;
-    return -1;
+    return EDGEQ_E_UNSIGNED;
+#endif
+}
+
+static void signature_options(edgeq_options_t *opt) {
+#ifdef EDGEQ_PUBLIC_KEY
+    opt->require_signature = 1; /* the loader checks it again at create */
+    opt->has_public_key = 1;
+    memcpy(opt->public_key, public_key, sizeof public_key);
+#else
+    (void)opt;
+#endif
 }
 
 /* ---- requests --------------------------------------------------------------------------------- */
@@ -171,7 +211,7 @@ static void on_hello(uint8_t seq) {
     const char *core = EDGEQ_CORE, *version = EDGEQ_FW_VERSION;
     size_t nc = strlen(core), nv = strlen(version), nb = strlen(board_name);
     uint32_t flags = (__edgeq_blob_end - __edgeq_blob_start ? EQP_INFO_LINKED_BLOB : 0) |
-                     (run.model ? EQP_INFO_VERIFIED : 0) | (EDGEQ_REQUIRE_SIGNATURE ? EQP_INFO_SIGNATURE_REQUIRED : 0);
+                     (run.model ? EQP_INFO_VERIFIED : 0) | (SIGNATURE_REQUIRED ? EQP_INFO_SIGNATURE_REQUIRED : 0);
     memset(p, 0, 56);
     p[0] = EQP_VERSION;
     p[1] = (uint8_t)edgeq_abi_version();
@@ -251,6 +291,7 @@ static void on_verify(uint8_t seq, const uint8_t *p, size_t n) {
     edgeq_tensor_info_t in, o, tests;
     edgeq_status_t st;
     size_t need, nt;
+    int sig;
     uint32_t source, expect, crc, size;
     const uint8_t *blob;
     const char *tier;
@@ -282,8 +323,9 @@ static void on_verify(uint8_t seq, const uint8_t *p, size_t n) {
         return send_error(seq, EQP_E_VERIFY, 0, say(msg, "blob crc32 %u, expected %u", crc, expect));
     }
     msg[0] = 0;
-    if (edgeq_fw_check_signature(blob, size, msg, sizeof msg) != 0)
-        return send_error(seq, EQP_E_VERIFY, 0, msg[0] ? msg : "signature refused");
+    if ((sig = edgeq_fw_check_signature(blob, size, msg, sizeof msg)) != 0)
+        return send_error(seq, EQP_E_VERIFY, (uint32_t)sig, msg[0] ? msg : "signature refused");
+    signature_options(&opt);
     if ((st = edgeq_arena_size(blob, size, &opt, &need, &diag)) != EDGEQ_OK)
         return send_error(seq, EQP_E_VERIFY, (uint32_t)st, diag.message);
     if (need <= (size_t)(__edgeq_arena_end - __edgeq_arena_start)) {
@@ -443,13 +485,13 @@ static void handle_frame(void) {
     long n = cobs_decode(rx, rx_len, req, sizeof req);
     uint32_t len, crc;
     uint8_t type, seq;
-    if (n < 0) return frame_error(EQP_E_FRAME_COBS, "frame is not valid COBS or longer than the largest frame");
-    if (n < EQP_HEADER + EQP_TRAILER) return frame_error(EQP_E_FRAME_LENGTH, "frame shorter than header + crc");
+    if (n < 0) return frame_error(EQP_E_FRAME_COBS, "not valid COBS, or too long");
+    if (n < EQP_HEADER + EQP_TRAILER) return frame_error(EQP_E_FRAME_LENGTH, "shorter than header + crc");
     len = rd16(req + 2);
     if (len != (uint32_t)n - EQP_HEADER - EQP_TRAILER)
-        return frame_error(EQP_E_FRAME_LENGTH, "length field disagrees with the frame's size");
+        return frame_error(EQP_E_FRAME_LENGTH, "length field disagrees with the frame");
     crc = rd32(req + EQP_HEADER + len);
-    if (crc != eq_crc32(0, req, EQP_HEADER + len)) return frame_error(EQP_E_FRAME_CRC, "frame crc32 mismatch");
+    if (crc != eq_crc32(0, req, EQP_HEADER + len)) return frame_error(EQP_E_FRAME_CRC, "crc32 mismatch");
     type = req[0];
     seq = req[1];
     if (last.valid && last.type == type && last.seq == seq && last.crc == crc) { /* a resend: same answer */
@@ -493,7 +535,7 @@ void protocol_loop(void) {
             else rx_overflow = 1;
             continue;
         }
-        if (rx_overflow) frame_error(EQP_E_FRAME_OVERFLOW, "frame longer than the largest frame");
+        if (rx_overflow) frame_error(EQP_E_FRAME_OVERFLOW, "longer than the largest frame");
         else if (rx_len) handle_frame();
         rx_len = 0;
         rx_overflow = 0;

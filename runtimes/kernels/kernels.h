@@ -68,8 +68,9 @@ typedef struct {
 
 extern const eq_kernel_tier_t eq_ref_tier;
 #if defined(__x86_64__) || defined(__i386__)
-extern const eq_kernel_tier_t eq_avx2_tier;
-int eq_cpu_has_avx2(void);
+extern const eq_kernel_tier_t eq_avx2_tier, eq_vnni_tier; /* one source, kernels/x86 */
+int eq_avx2_cpu_ok(void);
+int eq_vnni_cpu_ok(void);
 #endif
 #if defined(__ARM_FEATURE_DSP) && !defined(__aarch64__)
 extern const eq_kernel_tier_t eq_cm_dsp_tier; /* Cortex-M DSP extension: known at compile time */

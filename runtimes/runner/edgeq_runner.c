@@ -20,14 +20,17 @@
 #define MAX_TEST_BATCH 64
 
 typedef struct {
-    const char *blob, *inputs[MAX_FILES], *out_dir;
-    int n_inputs, warmup, runs, threads, tier, batch, tests;
+    const char *blob, *inputs[MAX_FILES], *out_dir, *pubkey;
+    int n_inputs, warmup, runs, threads, tier, batch, tests, require_signature;
 } args_t;
 
 static void usage(void) {
     fprintf(stderr,
             "usage: edgeq_runner BLOB [--warmup W] [--runs N] [--threads T] [--tier auto|ref|avx2]\n"
-            "                        [--batch B] [--input FILE]... [--outputs DIR] [--no-tests]\n");
+            "                        [--batch B] [--input FILE]... [--outputs DIR] [--no-tests]\n"
+            "                        [--pubkey FILE] [--require-signature]\n"
+            "  --pubkey FILE: Ed25519 public key, 64 hex digits (edgeq keygen's .pub); a signed blob must verify\n"
+            "  --require-signature: refuse an unsigned blob (needs --pubkey)\n");
 }
 
 static void json_string(const char *s) {
@@ -66,6 +69,8 @@ static int parse(int argc, char **argv, args_t *a) {
             a->blob = o;
         } else if (!strcmp(o, "--no-tests")) {
             a->tests = 0;
+        } else if (!strcmp(o, "--require-signature")) {
+            a->require_signature = 1;
         } else if (!v) {
             return 0;
         } else {
@@ -75,9 +80,11 @@ static int parse(int argc, char **argv, args_t *a) {
             else if (!strcmp(o, "--threads")) a->threads = atoi(v);
             else if (!strcmp(o, "--batch")) a->batch = atoi(v);
             else if (!strcmp(o, "--outputs")) a->out_dir = v;
+            else if (!strcmp(o, "--pubkey")) a->pubkey = v;
             else if (!strcmp(o, "--input") && a->n_inputs < MAX_FILES) a->inputs[a->n_inputs++] = v;
             else if (!strcmp(o, "--tier"))
-                a->tier = !strcmp(v, "ref") ? EDGEQ_TIER_REF : !strcmp(v, "avx2") ? EDGEQ_TIER_AVX2 : EDGEQ_TIER_AUTO;
+                a->tier = !strcmp(v, "ref") ? EDGEQ_TIER_REF : !strcmp(v, "avx2") ? EDGEQ_TIER_AVX2
+                        : !strcmp(v, "avxvnni") ? EDGEQ_TIER_AVXVNNI : EDGEQ_TIER_AUTO;
             else return 0;
         }
     }
@@ -100,6 +107,33 @@ static void *read_file(const char *path, size_t *size) {
     }
     fclose(f);
     return buf;
+}
+
+static int hex_value(int c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+/* A .pub file: 64 hex digits (surrounding whitespace allowed) -> 32 key bytes. 0 on success. */
+static int read_public_key(const char *path, uint8_t key[32]) {
+    size_t size = 0, i, n = 0;
+    char *text = (char *)read_file(path, &size);
+    int ok = text != NULL;
+    for (i = 0; ok && i < size; i++) {
+        int v = hex_value(text[i]);
+        if (v < 0) {
+            ok = text[i] == ' ' || text[i] == '\n' || text[i] == '\r' || text[i] == '\t';
+        } else if (n < 64) {
+            key[n / 2] = (uint8_t)(n % 2 ? key[n / 2] | v : v << 4);
+            n++;
+        } else {
+            ok = 0;
+        }
+    }
+    free(text);
+    return ok && n == 64 ? 0 : -1;
 }
 
 static void print_values(const edgeq_tensor_info_t *t, const void *data, size_t count) {
@@ -212,6 +246,12 @@ int main(int argc, char **argv) {
     blob = mmap(NULL, st.st_size ? (size_t)st.st_size : 1, PROT_READ, MAP_PRIVATE, fd, 0);
     if (blob == MAP_FAILED) return fail(EDGEQ_E_ARG, "cannot map blob", a.blob);
     edgeq_default_options(&opt);
+    if (a.pubkey) {
+        if (read_public_key(a.pubkey, opt.public_key) != 0)
+            return fail(EDGEQ_E_ARG, "cannot read the public key (expected 64 hex digits)", a.pubkey);
+        opt.has_public_key = 1;
+    }
+    opt.require_signature = (uint32_t)a.require_signature;
     opt.threads = (uint32_t)a.threads;
     opt.tier = (uint32_t)a.tier;
     max_batch = (uint32_t)a.batch > MAX_TEST_BATCH ? (uint32_t)a.batch : MAX_TEST_BATCH;

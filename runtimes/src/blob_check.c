@@ -98,8 +98,9 @@ static edgeq_status_t check_crcs(const uint8_t *p, size_t size, const edgeq_sect
     const edgeq_header_t *h = (const edgeq_header_t *)(const void *)p;
     const edgeq_section_t *sig = by_kind[EDGEQ_SECTION_SIGNATURE];
     uint32_t kind, crc;
-    for (kind = EDGEQ_SECTION_STRINGS; kind <= EDGEQ_SECTION_DATA; kind++) {
+    for (kind = EDGEQ_SECTION_STRINGS; kind <= EDGEQ_SECTION_SIGNATURE; kind++) {
         const edgeq_section_t *s = by_kind[kind];
+        if (!s) continue; /* only the optional SIGNATURE can be absent here */
         crc = eq_crc32(0, p + s->offset, (size_t)s->size);
         if (crc != s->crc32)
             return eq_fail(diag, EDGEQ_E_SECTION_CRC, "%s section checksum mismatch (stored %x, computed %x)",
@@ -298,13 +299,11 @@ static edgeq_status_t check_tensor(const uint8_t *p, const eq_blob_t *b, const e
     return EDGEQ_OK;
 }
 
-edgeq_status_t eq_check_blob(const void *blob, size_t size, eq_blob_t *out, edgeq_diag_t *diag) {
-    const uint8_t *p = (const uint8_t *)blob;
-    const edgeq_section_t *by_kind[EDGEQ_SECTION_SIGNATURE + 1] = {0};
-    const edgeq_section_t *s;
+/* Header, section table and checksums: every section located and intact, nothing inside parsed. */
+static edgeq_status_t check_container(const uint8_t *p, size_t size, const edgeq_section_t **by_kind,
+                                      edgeq_diag_t *diag) {
     edgeq_status_t st;
-    uint32_t i;
-    if (!blob) return eq_fail(diag, EDGEQ_E_ARG, "blob pointer is NULL");
+    if (!p) return eq_fail(diag, EDGEQ_E_ARG, "blob pointer is NULL");
     if ((uintptr_t)p % EDGEQ_ALIGN)
         return eq_fail(diag, EDGEQ_E_BLOB_ALIGN, "blob must start 64-byte aligned in memory (mmap it or copy it)");
     if ((st = check_header(p, size, diag)) != EDGEQ_OK) return st;
@@ -312,6 +311,33 @@ edgeq_status_t eq_check_blob(const void *blob, size_t size, eq_blob_t *out, edge
 #ifndef EDGEQ_SKIP_CRC
     if ((st = check_crcs(p, size, by_kind, diag)) != EDGEQ_OK) return st;
 #endif
+    return EDGEQ_OK;
+}
+
+edgeq_status_t edgeq_verify_signature(const void *blob, size_t size, const uint8_t public_key[32], edgeq_diag_t *diag) {
+    const edgeq_section_t *by_kind[EDGEQ_SECTION_SIGNATURE + 1] = {0};
+    edgeq_status_t st;
+    if (!public_key) return eq_fail(diag, EDGEQ_E_ARG, "public key is NULL");
+    if ((st = check_container((const uint8_t *)blob, size, by_kind, diag)) != EDGEQ_OK) return st;
+    if ((st = eq_check_signature((const uint8_t *)blob, size, by_kind[EDGEQ_SECTION_SIGNATURE], public_key, 1, diag)) !=
+        EDGEQ_OK)
+        return st;
+    if (diag) eq_fail(diag, EDGEQ_OK, "");
+    return EDGEQ_OK;
+}
+
+edgeq_status_t eq_check_blob(const void *blob, size_t size, const uint8_t *public_key, int require_signature,
+                             eq_blob_t *out, edgeq_diag_t *diag) {
+    const uint8_t *p = (const uint8_t *)blob;
+    const edgeq_section_t *by_kind[EDGEQ_SECTION_SIGNATURE + 1] = {0};
+    const edgeq_section_t *s;
+    edgeq_status_t st;
+    uint32_t i;
+    if ((st = check_container(p, size, by_kind, diag)) != EDGEQ_OK) return st;
+    /* Before any tensor or op record is parsed: an untrusted blob is refused as early as possible. */
+    if ((st = eq_check_signature(p, size, by_kind[EDGEQ_SECTION_SIGNATURE], public_key, require_signature, diag)) !=
+        EDGEQ_OK)
+        return st;
     out->base = p;
     out->size = size;
     s = by_kind[EDGEQ_SECTION_STRINGS];

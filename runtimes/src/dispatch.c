@@ -6,7 +6,11 @@ edgeq_status_t eq_select_tier(uint32_t requested, const eq_kernel_tier_t **tier,
     *tier = &eq_ref_tier;
     if (requested == EDGEQ_TIER_REF) return EDGEQ_OK;
 #if defined(__x86_64__) || defined(__i386__)
-    if (eq_cpu_has_avx2()) {
+    if ((requested == EDGEQ_TIER_AUTO || requested == EDGEQ_TIER_AVXVNNI) && eq_vnni_cpu_ok()) {
+        *tier = &eq_vnni_tier;
+        return EDGEQ_OK;
+    }
+    if ((requested == EDGEQ_TIER_AUTO || requested == EDGEQ_TIER_AVX2) && eq_avx2_cpu_ok()) {
         *tier = &eq_avx2_tier;
         return EDGEQ_OK;
     }

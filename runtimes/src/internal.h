@@ -44,7 +44,13 @@ uint32_t eq_crc32(uint32_t crc, const uint8_t *p, size_t n);
 uint32_t eq_crc32_zeros(uint32_t crc, size_t n);
 
 /* blob_check.c: header, sections, checksums, tensor records. */
-edgeq_status_t eq_check_blob(const void *blob, size_t size, eq_blob_t *out, edgeq_diag_t *diag);
+/* public_key NULL: a signature is not checked; require_signature: an unsigned blob is refused. */
+edgeq_status_t eq_check_blob(const void *blob, size_t size, const uint8_t *public_key, int require_signature,
+                             eq_blob_t *out, edgeq_diag_t *diag);
+
+/* signature.c: the SIGNATURE section (sig may be NULL) against public_key (may be NULL). */
+edgeq_status_t eq_check_signature(const uint8_t *p, size_t size, const edgeq_section_t *sig,
+                                  const uint8_t *public_key, int require, edgeq_diag_t *diag);
 const char *eq_tensor_name(const eq_blob_t *b, uint32_t t);
 int eq_is_weight_format(int format);
 int eq_kernel_format(int format); /* EDGEQ_FMT_* -> EQ_F_*, -1 if not a weight format */

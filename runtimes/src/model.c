@@ -56,11 +56,15 @@ static edgeq_status_t prepare(const void *blob, size_t size, const edgeq_options
     }
     if (opt->threads == 0) opt->threads = 1;
     if (opt->max_batch == 0) opt->max_batch = 1;
-    if (opt->threads > MAX_THREADS || opt->max_batch > MAX_BATCH || opt->tier > EDGEQ_TIER_AVX2)
+    if (opt->threads > MAX_THREADS || opt->max_batch > MAX_BATCH || opt->tier > EDGEQ_TIER_AVXVNNI)
         return eq_fail(diag, EDGEQ_E_ARG, "options: threads %u (1..%u), max_batch %u (1..%u), tier %u (0..2)",
                        (unsigned)opt->threads, (unsigned)MAX_THREADS, (unsigned)opt->max_batch, (unsigned)MAX_BATCH,
                        (unsigned)opt->tier);
-    if ((st = eq_check_blob(blob, size, b, diag)) != EDGEQ_OK) return st;
+    if (opt->require_signature > 1 || opt->has_public_key > 1)
+        return eq_fail(diag, EDGEQ_E_ARG, "options: require_signature and has_public_key are 0 or 1");
+    if ((st = eq_check_blob(blob, size, opt->has_public_key ? opt->public_key : NULL, (int)opt->require_signature, b,
+                            diag)) != EDGEQ_OK)
+        return st;
     if ((st = eq_check_graph(b, diag)) != EDGEQ_OK) return st;
     if ((st = eq_select_tier(opt->tier, tier, diag)) != EDGEQ_OK) return st;
     if ((st = eq_plan(b, opt->max_batch, *tier, NULL, NULL, &plan, diag)) != EDGEQ_OK) return st;

@@ -9,7 +9,8 @@
 static const eq_kernel_tier_t *tier_by_index(int tier) {
     if (tier == 0) return &eq_ref_tier;
 #if defined(__x86_64__)
-    if (tier == 1 && eq_cpu_has_avx2()) return &eq_avx2_tier;
+    if (tier == 1 && eq_avx2_cpu_ok()) return &eq_avx2_tier;
+    if (tier == 2 && eq_vnni_cpu_ok()) return &eq_vnni_tier;
 #endif
     return NULL;
 }

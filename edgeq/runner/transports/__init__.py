@@ -51,8 +51,12 @@ def open_transport(url: str, *, exec_wrapper: list[str] | None = None, timeout: 
     if parts.scheme in STREAM_SCHEMES:
         raise DeviceError(f"{url}: {parts.scheme}:// is a byte stream for microcontrollers, not a transport "
                           "with files and processes (open it with open_stream)")
+    if parts.scheme == "qemu-system":
+        raise DeviceError(f"{url}: qemu-system:// boots microcontroller firmware, it is not a transport with files "
+                          "and processes (edgeq deploy --target <mcu board>, or "
+                          "edgeq.runner.transports.qemu_system.QemuSystemBoard)")
     if parts.scheme not in SCHEMES:
-        known = ", ".join(f"{s}://" for s in [*SCHEMES, *sorted(STREAM_SCHEMES)])
+        known = ", ".join(f"{s}://" for s in [*SCHEMES, *sorted(STREAM_SCHEMES), "qemu-system"])
         raise DeviceError(f"{url}: unknown scheme {parts.scheme!r} (known: {known})")
     merged = dict(query)
     if len(merged) != len(query):

@@ -13,7 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define EDGEQ_ABI_VERSION 2
+#define EDGEQ_ABI_VERSION 3
 
 #if defined(__GNUC__)
 #define EDGEQ_API __attribute__((visibility("default")))
@@ -54,6 +54,9 @@ typedef enum {
     EDGEQ_E_REGIONS = 121,          /* scales/zeros regions misplaced inside the payload */
     EDGEQ_E_ZERO_POINT = 122,       /* Q4 zero point outside 0..15 */
     EDGEQ_E_BLOB_ALIGN = 123,       /* the blob's first byte is not 64-byte aligned in memory */
+    EDGEQ_E_UNSIGNED = 124,         /* a signature is required and the blob has none */
+    EDGEQ_E_SIGNATURE_KEY = 125,    /* signed by another key (key id differs from the public key's) */
+    EDGEQ_E_SIGNATURE_INVALID = 126,/* signature does not verify: the blob changed after signing */
     /* 200-299: the graph */
     EDGEQ_E_GRAPH_SECTION = 200,    /* graph section size does not match its op count */
     EDGEQ_E_GRAPH_IO = 201,         /* graph inputs/outputs: count, index, or kind of tensor */
@@ -81,14 +84,20 @@ typedef enum {
 
 typedef struct edgeq_model edgeq_model_t;
 
-enum { EDGEQ_TIER_AUTO = 0, EDGEQ_TIER_REF = 1, EDGEQ_TIER_AVX2 = 2 };
+enum { EDGEQ_TIER_AUTO = 0, EDGEQ_TIER_REF = 1, EDGEQ_TIER_AVX2 = 2, EDGEQ_TIER_AVXVNNI = 3 };
 
 typedef struct {
     uint32_t abi_version; /* EDGEQ_ABI_VERSION (edgeq_default_options sets it) */
     uint32_t threads;     /* threads running a layer, the caller's included; 0 or 1 = no workers */
     uint32_t max_batch;   /* samples per edgeq_run; the arena holds this many; 0 = 1 */
     uint32_t tier;        /* EDGEQ_TIER_*: AUTO = best the CPU supports, falling back to ref */
-    uint32_t reserved[4];
+    /* Signed blobs (docs/signing.md). With a public key, a signed blob must verify against it (else
+     * EDGEQ_E_SIGNATURE_KEY / _INVALID); with require_signature too, an unsigned blob is refused
+     * (EDGEQ_E_UNSIGNED). require_signature without a key is EDGEQ_E_ARG. */
+    uint32_t require_signature;
+    uint32_t has_public_key;  /* 1: public_key holds a key */
+    uint32_t reserved[2];
+    uint8_t public_key[32];   /* Ed25519 (RFC 8032) raw public key */
 } edgeq_options_t;
 
 #define EDGEQ_MESSAGE_MAX 192
@@ -132,6 +141,13 @@ EDGEQ_API uint32_t edgeq_abi_version(void);
 EDGEQ_API const char *edgeq_strerror(edgeq_status_t status);
 EDGEQ_API const char *edgeq_status_name(edgeq_status_t status);
 EDGEQ_API void edgeq_default_options(edgeq_options_t *options);
+
+/* Checks the blob's header, section table and CRCs and its Ed25519 signature against public_key (RFC
+ * 8032, 32 raw bytes), without parsing tensors or graph: for a firmware's VERIFY step before it
+ * accepts a blob. EDGEQ_OK, or EDGEQ_E_UNSIGNED / _SIGNATURE_KEY / _SIGNATURE_INVALID / a 1xx format
+ * code, with diag saying why. The blob must start 64-byte aligned. No allocation. */
+EDGEQ_API edgeq_status_t edgeq_verify_signature(const void *blob, size_t blob_size, const uint8_t public_key[32],
+                                                edgeq_diag_t *diag);
 
 /* Validates the blob completely and plans it: bytes of arena edgeq_create needs. */
 EDGEQ_API edgeq_status_t edgeq_arena_size(const void *blob, size_t blob_size, const edgeq_options_t *options,

@@ -31,7 +31,8 @@
 /* ---- header ---------------------------------------------------------- */
 /* header_crc: CRC32 of header + section table with header_crc and file_crc
  * taken as zero. file_crc: CRC32 of the whole file with those two fields and
- * the SIGNATURE section's payload taken as zero. */
+ * the SIGNATURE section's payload taken as zero. The SIGNATURE section's own
+ * crc32 covers its payload like any other section's. */
 typedef struct {
     char magic[4];          /* "EDGQ" */
     uint16_t version_major;
@@ -66,6 +67,28 @@ enum {
     EDGEQ_SECTION_DATA = 5,
     EDGEQ_SECTION_SIGNATURE = 6
 };
+
+/* ---- signature ---------------------------------------------------------- */
+/* The SIGNATURE section's payload: one edgeq_signature_t, the last bytes of
+ * the file. The signed message is the WHOLE file (header, section table,
+ * padding, every section, the algorithm and key_id below) with exactly these
+ * bytes taken as zero: header_crc and file_crc, the SIGNATURE entry's crc32 in
+ * the section table, and signature[64]. Those are derived from the rest (the
+ * CRCs) or are the signature itself, so no other bit can change undetected.
+ * Ed25519 is RFC 8032 PureEd25519 over that message (SHA-512 inside). */
+typedef struct {
+    uint32_t algorithm;     /* EDGEQ_SIG_ED25519 */
+    uint32_t reserved;      /* 0 */
+    uint8_t key_id[16];     /* first 16 bytes of SHA-512(raw 32-byte public key) */
+    uint8_t signature[64];  /* Ed25519 signature of the message above */
+} edgeq_signature_t;
+EDGEQ_STATIC_ASSERT(sizeof(edgeq_signature_t) == 88, signature_88);
+
+enum {
+    EDGEQ_SIG_ED25519 = 1
+};
+#define EDGEQ_SIG_PUBLIC_KEY_BYTES 32
+#define EDGEQ_SIG_KEY_ID_BYTES 16
 
 /* ---- formats (tensor element types) ------------------------------------ */
 /* Weight formats pack rows of a [rows, cols] matrix; cols is padded per row

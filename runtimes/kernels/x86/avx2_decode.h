@@ -105,13 +105,25 @@ EQ_INLINE void decode(int fmt, int block, const uint8_t *q, __m256i *sym) {
 }
 
 /* Sum over the block of symbol * activation, as 8 int32 lanes. The int16 partial sums cannot
- * saturate: |sym| <= 15 and NVEC * 2 * 15 * 128 < 32768 for every format. */
+ * saturate: |sym| <= 15 and NVEC * 2 * 15 * 128 < 32768 for every format (VNNI sums in int32). */
 EQ_INLINE __m256i dot_sym(const __m256i *sym, int nv, const int8_t *x) {
+#ifdef EQ_VNNI
+    /* two vpdpbusd chains (even / odd vectors) halve the dependency latency */
+    __m256i s0 = _mm256_setzero_si256(), s1 = s0;
+    int j;
+    for (j = 0; j + 1 < nv; j += 2) {
+        s0 = dot_u8s8(s0, sym[j], _mm256_loadu_si256((const __m256i *)(x + 32 * j)));
+        s1 = dot_u8s8(s1, sym[j + 1], _mm256_loadu_si256((const __m256i *)(x + 32 * j + 32)));
+    }
+    if (j < nv) s0 = dot_u8s8(s0, sym[j], _mm256_loadu_si256((const __m256i *)(x + 32 * j)));
+    return _mm256_add_epi32(s0, s1);
+#else
     __m256i s = _mm256_maddubs_epi16(sym[0], _mm256_loadu_si256((const __m256i *)x));
     int j;
     for (j = 1; j < nv; j++)
         s = _mm256_add_epi16(s, _mm256_maddubs_epi16(sym[j], _mm256_loadu_si256((const __m256i *)(x + 32 * j))));
     return _mm256_madd_epi16(s, _mm256_set1_epi16(1));
+#endif
 }
 
 #endif

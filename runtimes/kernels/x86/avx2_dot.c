@@ -16,7 +16,7 @@ typedef struct {
     size_t stride;
 } acts_view_t;
 
-size_t eq_avx2_prep_bytes(const eq_weights_t *w, int n) {
+size_t EQ_X86(prep_bytes)(const eq_weights_t *w, int n) {
     size_t bytes = align64((size_t)n * (size_t)w->n_blocks * sizeof(int32_t));
     if (w->format == EQ_F_Q4) bytes += (size_t)n * (size_t)w->padded_cols;
     return bytes;
@@ -47,7 +47,7 @@ static void q4_permute(const int8_t *x, int cols, int block, int8_t *out) {
         }
 }
 
-void eq_avx2_prep(const eq_weights_t *w, const int8_t *x, size_t stride, int n, void *prep) {
+void EQ_X86(prep)(const eq_weights_t *w, const int8_t *x, size_t stride, int n, void *prep) {
     int32_t *xsum = (int32_t *)prep;
     int i, b, k;
     for (i = 0; i < n; i++) {
@@ -88,6 +88,44 @@ EQ_INLINE uint32_t total(const int32_t *xsum, int nb) {
     for (b = 0; b < nb; b++) t += (uint32_t)xsum[b];
     return t;
 }
+
+#ifdef EQ_VNNI
+/* T2 SCALE_ROW mat-vec with VNNI: no shifts. Crumb k of each byte, masked in place (value c * 4^k),
+ * goes into its own accumulator; acc_k is an exact multiple of 4^k, so acc_k >> 2k recovers the sum
+ * exactly while |acc_k| < 2^31: 192 * 128 * padded_cols / 4 < 2^31, so padded_cols <= 2^18. */
+static void t2_row_matvec_masked(const eq_weights_t *w, const eq_acts_t *a, int r0, int r1, int32_t *acc) {
+    const __m256i m0 = _mm256_set1_epi8(3), m1 = _mm256_set1_epi8(12), m2 = _mm256_set1_epi8(48),
+                  m3 = _mm256_set1_epi8((char)192);
+    const uint32_t xtotal = total((const int32_t *)a->prep, w->n_blocks);
+    int r, b, i;
+    for (r = r0; r < r1; r += 2) {
+        const uint8_t *row[2];
+        __m256i s[2][4];
+        for (i = 0; i < 2; i++) {
+            row[i] = w->codes + (size_t)(r + i < r1 ? r + i : r1 - 1) * w->row_bytes;
+            s[i][0] = s[i][1] = s[i][2] = s[i][3] = _mm256_setzero_si256();
+        }
+        for (b = 0; b < w->n_blocks; b++) {
+            const int8_t *xb = a->x + (size_t)b * 256;
+            for (i = 0; i < 2; i++) {
+                const uint8_t *q = row[i] + (size_t)b * 64;
+                __m256i q0 = _mm256_loadu_si256((const __m256i *)q), q1 = _mm256_loadu_si256((const __m256i *)(q + 32));
+#define X(j) _mm256_loadu_si256((const __m256i *)(xb + 32 * (j)))
+                s[i][0] = dot_u8s8(dot_u8s8(s[i][0], _mm256_and_si256(q0, m0), X(0)), _mm256_and_si256(q1, m0), X(4));
+                s[i][1] = dot_u8s8(dot_u8s8(s[i][1], _mm256_and_si256(q0, m1), X(1)), _mm256_and_si256(q1, m1), X(5));
+                s[i][2] = dot_u8s8(dot_u8s8(s[i][2], _mm256_and_si256(q0, m2), X(2)), _mm256_and_si256(q1, m2), X(6));
+                s[i][3] = dot_u8s8(dot_u8s8(s[i][3], _mm256_and_si256(q0, m3), X(3)), _mm256_and_si256(q1, m3), X(7));
+#undef X
+            }
+        }
+        for (i = 0; i < 2 && r + i < r1; i++) {
+            __m256i t = _mm256_add_epi32(_mm256_add_epi32(s[i][0], _mm256_srai_epi32(s[i][1], 2)),
+                                         _mm256_add_epi32(_mm256_srai_epi32(s[i][2], 4), _mm256_srai_epi32(s[i][3], 6)));
+            acc[r + i] = (int32_t)row_fix(EQ_F_T2, (uint32_t)hsum_i32(t), xtotal);
+        }
+    }
+}
+#endif
 
 /* SCALE_ROW, n == 1: four rows at a time (the last group repeats its final row). */
 EQ_INLINE void row_matvec(int fmt, const eq_weights_t *w, const eq_acts_t *a, int r0, int r1, int32_t *acc) {
@@ -224,24 +262,34 @@ EQ_INLINE void block_matvec(int fmt, int B, const eq_weights_t *w, const eq_acts
     }
 }
 
+EQ_INLINE void row_matvec_best(int fmt, const eq_weights_t *w, const eq_acts_t *a, int r0, int r1, int32_t *acc) {
+#ifdef EQ_VNNI
+    if (fmt == EQ_F_T2 && w->padded_cols <= (1 << 18)) {
+        t2_row_matvec_masked(w, a, r0, r1, acc);
+        return;
+    }
+#endif
+    row_matvec(fmt, w, a, r0, r1, acc);
+}
+
 #define ROW_KERNELS(name, FMT)                                                                                \
-    void eq_avx2_##name##_row_matvec(const eq_weights_t *w, const eq_acts_t *a, int r0, int r1, void *acc,     \
+    void EQ_X86(name##_row_matvec)(const eq_weights_t *w, const eq_acts_t *a, int r0, int r1, void *acc,     \
                                      size_t acc_stride) {                                                     \
         (void)acc_stride;                                                                                     \
-        row_matvec(FMT, w, a, r0, r1, (int32_t *)acc);                                                        \
+        row_matvec_best(FMT, w, a, r0, r1, (int32_t *)acc);                                                   \
     }                                                                                                         \
-    void eq_avx2_##name##_row_gemm(const eq_weights_t *w, const eq_acts_t *a, int r0, int r1, void *acc,       \
+    void EQ_X86(name##_row_gemm)(const eq_weights_t *w, const eq_acts_t *a, int r0, int r1, void *acc,       \
                                    size_t acc_stride) {                                                       \
         row_gemm(FMT, w, a, r0, r1, (int32_t *)acc, acc_stride);                                              \
     }
 
 #define BLOCK_KERNELS(name, FMT) /* T2, T158: blocks of 256 */                                      \
-    void eq_avx2_##name##_block_matvec(const eq_weights_t *w, const eq_acts_t *a, int r0, int r1, void *acc,   \
+    void EQ_X86(name##_block_matvec)(const eq_weights_t *w, const eq_acts_t *a, int r0, int r1, void *acc,   \
                                        size_t acc_stride) {                                                   \
         (void)acc_stride;                                                                                     \
         block_matvec(FMT, 256, w, a, r0, r1, (float *)acc);                                                   \
     }                                                                                                         \
-    void eq_avx2_##name##_block_gemm(const eq_weights_t *w, const eq_acts_t *a, int r0, int r1, void *acc,     \
+    void EQ_X86(name##_block_gemm)(const eq_weights_t *w, const eq_acts_t *a, int r0, int r1, void *acc,     \
                                      size_t acc_stride) {                                                     \
         block_rows(FMT, 256, w, a, r0, r1, (float *)acc, acc_stride);                                         \
     }
@@ -252,25 +300,25 @@ ROW_KERNELS(b1, EQ_F_B1)
 BLOCK_KERNELS(t2, EQ_F_T2)
 BLOCK_KERNELS(t158, EQ_F_T158)
 
-void eq_avx2_q4_32_matvec(const eq_weights_t *w, const int32_t *xsum, const int8_t *xp, int r0, int r1, float *acc);
-void eq_avx2_q4_32_gemm(const eq_weights_t *w, const int32_t *xsum, const int8_t *xp, size_t xp_stride, int n, int r0,
+void EQ_X86(q4_32_matvec)(const eq_weights_t *w, const int32_t *xsum, const int8_t *xp, int r0, int r1, float *acc);
+void EQ_X86(q4_32_gemm)(const eq_weights_t *w, const int32_t *xsum, const int8_t *xp, size_t xp_stride, int n, int r0,
                         int r1, float *acc, size_t acc_stride);
 
-void eq_avx2_q4_block_matvec(const eq_weights_t *w, const eq_acts_t *a, int r0, int r1, void *acc, size_t acc_stride) {
+void EQ_X86(q4_block_matvec)(const eq_weights_t *w, const eq_acts_t *a, int r0, int r1, void *acc, size_t acc_stride) {
     const acts_view_t v = view(w, a);
     (void)acc_stride;
     if (w->block == 32)
-        eq_avx2_q4_32_matvec(w, v.xsum, v.x, r0, r1, (float *)acc);
+        EQ_X86(q4_32_matvec)(w, v.xsum, v.x, r0, r1, (float *)acc);
     else if (w->block == 64)
         block_matvec(EQ_F_Q4, 64, w, a, r0, r1, (float *)acc);
     else
         block_matvec(EQ_F_Q4, 128, w, a, r0, r1, (float *)acc);
 }
 
-void eq_avx2_q4_block_gemm(const eq_weights_t *w, const eq_acts_t *a, int r0, int r1, void *acc, size_t acc_stride) {
+void EQ_X86(q4_block_gemm)(const eq_weights_t *w, const eq_acts_t *a, int r0, int r1, void *acc, size_t acc_stride) {
     const acts_view_t v = view(w, a);
     if (w->block == 32)
-        eq_avx2_q4_32_gemm(w, v.xsum, v.x, v.stride, a->n, r0, r1, (float *)acc, acc_stride);
+        EQ_X86(q4_32_gemm)(w, v.xsum, v.x, v.stride, a->n, r0, r1, (float *)acc, acc_stride);
     else if (w->block == 64)
         block_rows(EQ_F_Q4, 64, w, a, r0, r1, (float *)acc, acc_stride);
     else

@@ -2,11 +2,11 @@
  * every int8 pair (maddubs would saturate on -128 * -128 pairs). prep() widens the activations once. */
 #include "avx2_util.h"
 
-size_t eq_avx2_i8_prep_bytes(const eq_weights_t *w, int n) {
+size_t EQ_X86(i8_prep_bytes)(const eq_weights_t *w, int n) {
     return (size_t)n * (size_t)w->padded_cols * sizeof(int16_t);
 }
 
-void eq_avx2_i8_prep(const eq_weights_t *w, const int8_t *x, size_t stride, int n, void *prep) {
+void EQ_X86(i8_prep)(const eq_weights_t *w, const int8_t *x, size_t stride, int n, void *prep) {
     int16_t *out = (int16_t *)prep;
     int i, k;
     for (i = 0; i < n; i++)
@@ -57,10 +57,10 @@ static void i8_gemm(const eq_weights_t *w, const eq_acts_t *a, int r0, int r1, v
     }
 }
 
-void eq_avx2_i8_row_matvec(const eq_weights_t *w, const eq_acts_t *a, int r0, int r1, void *acc, size_t stride) {
+void EQ_X86(i8_row_matvec)(const eq_weights_t *w, const eq_acts_t *a, int r0, int r1, void *acc, size_t stride) {
     i8_matvec(w, a, r0, r1, acc, stride);
 }
 
-void eq_avx2_i8_row_gemm(const eq_weights_t *w, const eq_acts_t *a, int r0, int r1, void *acc, size_t stride) {
+void EQ_X86(i8_row_gemm)(const eq_weights_t *w, const eq_acts_t *a, int r0, int r1, void *acc, size_t stride) {
     i8_gemm(w, a, r0, r1, acc, stride);
 }

@@ -6,10 +6,15 @@
  */
 #include "avx2_util.h"
 
-EQ_INLINE __m256i pair_raw(__m256i lo, __m256i hi, const int8_t *xp) {
+EQ_INLINE __m256i pair_raw(__m256i lo, __m256i hi, const int8_t *xp) { /* lanes 0..3: group b, 4..7: b + 1 */
+#ifdef EQ_VNNI
+    return _mm256_dpbusd_avx_epi32(_mm256_dpbusd_avx_epi32(_mm256_setzero_si256(), lo, _mm256_loadu_si256((const __m256i *)xp)),
+                                   hi, _mm256_loadu_si256((const __m256i *)(xp + 32)));
+#else
     __m256i s = _mm256_add_epi16(_mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)xp)),
                                  _mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i *)(xp + 32))));
-    return _mm256_madd_epi16(s, _mm256_set1_epi16(1)); /* lanes 0..3: group b, 4..7: group b + 1 */
+    return _mm256_madd_epi16(s, _mm256_set1_epi16(1));
+#endif
 }
 
 EQ_INLINE void pair_decode(const uint8_t *q, __m256i *lo, __m256i *hi) {
@@ -25,8 +30,7 @@ EQ_INLINE __m256i single_decode(const uint8_t *q) {
 }
 
 EQ_INLINE __m256i single_raw(__m256i sym, const int8_t *xp) {
-    return _mm256_madd_epi16(_mm256_maddubs_epi16(sym, _mm256_loadu_si256((const __m256i *)xp)),
-                             _mm256_set1_epi16(1));
+    return dot_u8s8(_mm256_setzero_si256(), sym, _mm256_loadu_si256((const __m256i *)xp));
 }
 
 /* Two adjacent 16-bit values (groups b, b+1) of 8 rows -> [row values of b], [row values of b+1]. */
@@ -63,17 +67,19 @@ EQ_INLINE __m256 one_scale(const group_t *g, int b) {
                                           (short)d[g->rows[6] * g->nb], (short)d[g->rows[7] * g->nb]));
 }
 
-/* Zero points of group b (8 rows) as int32 lanes; 8 when symmetric. */
-EQ_INLINE __m256i zero_points(const group_t *g, int b) {
+/* zero point x activation sum of group b for 8 rows, the term each raw sum is corrected by
+ * (symmetric groups: zero point 8, one broadcast). */
+EQ_INLINE __m256i zero_term(const group_t *g, int b, int32_t xsum) {
     const uint8_t *z = g->w->zeros + b;
-    if (!g->w->zeros) return _mm256_set1_epi32(8);
-    return _mm256_setr_epi32(z[g->rows[0] * g->nb], z[g->rows[1] * g->nb], z[g->rows[2] * g->nb], z[g->rows[3] * g->nb],
-                             z[g->rows[4] * g->nb], z[g->rows[5] * g->nb], z[g->rows[6] * g->nb], z[g->rows[7] * g->nb]);
+    if (!g->w->zeros) return _mm256_set1_epi32(8 * xsum);
+    return _mm256_mullo_epi32(_mm256_setr_epi32(z[g->rows[0] * g->nb], z[g->rows[1] * g->nb], z[g->rows[2] * g->nb],
+                                                z[g->rows[3] * g->nb], z[g->rows[4] * g->nb], z[g->rows[5] * g->nb],
+                                                z[g->rows[6] * g->nb], z[g->rows[7] * g->nb]),
+                              _mm256_set1_epi32(xsum));
 }
 
-EQ_INLINE __m256 combine(__m256 accf, __m256 d, __m256i raw, __m256i z, int32_t xsum) {
-    __m256i isum = _mm256_sub_epi32(raw, _mm256_mullo_epi32(z, _mm256_set1_epi32(xsum)));
-    return _mm256_add_ps(accf, _mm256_mul_ps(d, _mm256_cvtepi32_ps(isum))); /* separate mul, add: no FMA */
+EQ_INLINE __m256 combine(__m256 accf, __m256 d, __m256i raw, __m256i zx) {
+    return _mm256_add_ps(accf, _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_sub_epi32(raw, zx)))); /* no FMA */
 }
 
 EQ_INLINE group_t group(const eq_weights_t *w, int r, int r1) {
@@ -92,7 +98,7 @@ EQ_INLINE void store_rows(float *acc, int r, int r1, __m256 v) {
     for (k = 0; k < 8 && r + k < r1; k++) acc[r + k] = lanes[k];
 }
 
-void eq_avx2_q4_32_matvec(const eq_weights_t *w, const int32_t *xsum, const int8_t *xp, int r0, int r1, float *acc) {
+void EQ_X86(q4_32_matvec)(const eq_weights_t *w, const int32_t *xsum, const int8_t *xp, int r0, int r1, float *acc) {
     const int nb = w->n_blocks;
     int r, b, k;
     for (r = r0; r < r1; r += 8) {
@@ -106,20 +112,20 @@ void eq_avx2_q4_32_matvec(const eq_weights_t *w, const int32_t *xsum, const int8
             }
             reduce8_halves(raw, &lo, &hi);
             pair_scales(&g, b, &d0, &d1);
-            accf = combine(accf, d0, lo, zero_points(&g, b), xsum[b]);
-            accf = combine(accf, d1, hi, zero_points(&g, b + 1), xsum[b + 1]);
+            accf = combine(accf, d0, lo, zero_term(&g, b, xsum[b]));
+            accf = combine(accf, d1, hi, zero_term(&g, b + 1, xsum[b + 1]));
         }
         if (b < nb) {
             for (k = 0; k < 8; k++)
                 raw[k] = single_raw(single_decode(w->codes + (size_t)g.rows[k] * w->row_bytes + (size_t)b * 16),
                                     xp + (size_t)b * 32);
-            accf = combine(accf, one_scale(&g, b), reduce8(raw), zero_points(&g, b), xsum[b]);
+            accf = combine(accf, one_scale(&g, b), reduce8(raw), zero_term(&g, b, xsum[b]));
         }
         store_rows(acc, r, r1, accf);
     }
 }
 
-void eq_avx2_q4_32_gemm(const eq_weights_t *w, const int32_t *xsum, const int8_t *xp, size_t xp_stride, int n, int r0,
+void EQ_X86(q4_32_gemm)(const eq_weights_t *w, const int32_t *xsum, const int8_t *xp, size_t xp_stride, int n, int r0,
                         int r1, float *acc, size_t acc_stride) {
     const int nb = w->n_blocks;
     __m256 accf[EQ_MAX_N];
@@ -129,7 +135,7 @@ void eq_avx2_q4_32_gemm(const eq_weights_t *w, const int32_t *xsum, const int8_t
         for (i = 0; i < n; i++) accf[i] = _mm256_setzero_ps();
         for (b = 0; b < nb; b += 2) {
             const int pair = b + 1 < nb;
-            __m256i lo[8], hi[8], raw[8], s0, s1, z0 = zero_points(&g, b), z1 = z0;
+            __m256i lo[8], hi[8], raw[8], s0, s1;
             __m256 d0, d1;
             for (k = 0; k < 8; k++) {
                 const uint8_t *q = w->codes + (size_t)g.rows[k] * w->row_bytes + (size_t)b * 16;
@@ -138,7 +144,6 @@ void eq_avx2_q4_32_gemm(const eq_weights_t *w, const int32_t *xsum, const int8_t
             }
             if (pair) {
                 pair_scales(&g, b, &d0, &d1);
-                z1 = zero_points(&g, b + 1);
             } else {
                 d0 = d1 = one_scale(&g, b);
             }
@@ -147,13 +152,13 @@ void eq_avx2_q4_32_gemm(const eq_weights_t *w, const int32_t *xsum, const int8_t
                 const int32_t *xs = xsum + (size_t)i * (size_t)nb + b;
                 if (!pair) {
                     for (k = 0; k < 8; k++) raw[k] = single_raw(lo[k], x);
-                    accf[i] = combine(accf[i], d0, reduce8(raw), z0, xs[0]);
+                    accf[i] = combine(accf[i], d0, reduce8(raw), zero_term(&g, b, xs[0]));
                     continue;
                 }
                 for (k = 0; k < 8; k++) raw[k] = pair_raw(lo[k], hi[k], x);
                 reduce8_halves(raw, &s0, &s1);
-                accf[i] = combine(accf[i], d0, s0, z0, xs[0]);
-                accf[i] = combine(accf[i], d1, s1, z1, xs[1]);
+                accf[i] = combine(accf[i], d0, s0, zero_term(&g, b, xs[0]));
+                accf[i] = combine(accf[i], d1, s1, zero_term(&g, b + 1, xs[1]));
             }
         }
         for (i = 0; i < n; i++) store_rows(acc + (size_t)i * acc_stride, r, r1, accf[i]);

@@ -10,6 +10,16 @@
 
 #define EQ_INLINE static inline __attribute__((always_inline))
 
+/* This directory builds two tiers from one source: AVX2 (-mavx2) and AVX-VNNI (-mavxvnni -DEQ_VNNI,
+ * where u8 x s8 dot products are one vpdpbusd). EQ_X86(name) names a symbol of the tier being built. */
+#ifdef EQ_VNNI
+#define EQ_X86(name) eq_vnni_##name
+#define EQ_X86_TIER "avxvnni"
+#else
+#define EQ_X86(name) eq_avx2_##name
+#define EQ_X86_TIER "avx2"
+#endif
+
 EQ_INLINE int32_t hsum_i32(__m256i v) {
     __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
     s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4E));
@@ -30,6 +40,16 @@ EQ_INLINE __m256i reduce8(const __m256i *v) {
     __m256i lo, hi;
     reduce8_halves(v, &lo, &hi);
     return _mm256_add_epi32(lo, hi);
+}
+
+/* acc + per-4-byte sums of u8 x s8 products. Callers keep |sums of two products| < 32768 (their
+ * symbols are small), so AVX2's saturating maddubs and VNNI's exact vpdpbusd agree bit for bit. */
+EQ_INLINE __m256i dot_u8s8(__m256i acc, __m256i u, __m256i s) {
+#ifdef EQ_VNNI
+    return _mm256_dpbusd_avx_epi32(acc, u, s);
+#else
+    return _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1)));
+#endif
 }
 
 EQ_INLINE uint32_t load_u32(const void *p) {

@@ -37,7 +37,7 @@ static int mismatches(const uint8_t *w, const uint8_t *x, size_t bytes) {
                  (uint64_t)_mm256_extract_epi64(acc, 2) + (uint64_t)_mm256_extract_epi64(acc, 3) + tail);
 }
 
-void eq_avx2_b1_xnor(const eq_weights_t *w, const uint32_t *bits, size_t words_stride, int n, int r0, int r1,
+void EQ_X86(b1_xnor)(const eq_weights_t *w, const uint32_t *bits, size_t words_stride, int n, int r0, int r1,
                      int32_t *acc, size_t acc_stride) {
     const size_t bytes = (size_t)w->padded_cols / 8;
     int r, i;

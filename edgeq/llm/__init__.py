@@ -1,0 +1,1 @@
+"""Transformer language models from GGUF: loader, tokenizer and numpy reference (docs/llm.md)."""
