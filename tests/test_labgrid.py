@@ -158,11 +158,9 @@ def test_deploy_digits_to_an_emulated_stm32_through_a_labgrid_place(farm, privat
         with farm.exporter("lab1", {"stm32": serial}) as exporter:
             farm.place("my-stm32", "lab1/stm32/NetworkSerialPort", tags="emulated=true")
             url = f"labgrid://my-stm32?coordinator={farm.address}"
-            t0 = time.monotonic()
             res = CliRunner().invoke(main, ["deploy", "--target", "stm32h7", "--connect", url,
                                             str(DIGITS_MODELS / "mlp_q4_qat.pt2"), "--calib",
                                             str(DIGITS_MODELS / "mlp_data.npz"), "--runs", "3", "--json"])
-            deploy_s = time.monotonic() - t0
             assert res.exit_code == 0, res.output
             report = json.loads(res.output[res.output.index("{"):])
             acc = report["accuracy"]
@@ -171,15 +169,17 @@ def test_deploy_digits_to_an_emulated_stm32_through_a_labgrid_place(farm, privat
             assert report["device"]["emulated"] and report["latency"]["stats"]["source"] == "emulated"
             assert report["latency"]["stats"]["n"] == 3
             assert farm.acquired_by("my-stm32") == "None"  # released after the deploy
-            assert deploy_s < 60, deploy_s
+
+            held = []
 
             def interrupted(self):  # Ctrl-C in the middle of talking to the board
+                held.append(farm.acquired_by("my-stm32"))
                 raise KeyboardInterrupt
 
             monkeypatch.setattr(P.Client, "hello", interrupted)
             with pytest.raises(KeyboardInterrupt):
                 deploy("stm32h7", mlp_t2_blob, connect=url)
-            assert farm.acquired_by("my-stm32") == "None"  # released on Ctrl-C too
+            assert held[0] != "None" and farm.acquired_by("my-stm32") == "None"  # held, then released on Ctrl-C
         assert exporter.poll() is not None
     finally:
         board.close()
