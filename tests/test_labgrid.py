@@ -5,6 +5,7 @@ NetworkService to a real sshd. Only the board is emulated; the farm, its protoco
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -38,6 +39,7 @@ VENV_BIN = ROOT / ".venv-labgrid" / "bin"
 START_TIMEOUT_S = 20.0
 
 
+@functools.cache
 def labgrid_problem() -> str | None:
     """Why no labgrid farm can run here, or None; makes .venv-labgrid if bootstrap has not."""
     if not (VENV_BIN / "labgrid-client").is_file():

@@ -6,6 +6,7 @@
 # Safe to re-run: does nothing while the stamp is newer than this script.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+exec 9<tools/labgrid_env.sh && flock 9  # one at a time (parallel test workers may all ask for it)
 
 LABGRID_VERSION=26.0.1
 venv=.venv-labgrid
