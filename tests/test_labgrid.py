@@ -46,15 +46,15 @@ def labgrid_problem() -> str | None:
         proc = subprocess.run(["bash", str(ROOT / "tools" / "labgrid_env.sh")], capture_output=True, text=True,
                               timeout=300, check=False)
         if proc.returncode != 0:
-            return f".venv-labgrid could not be created: {(proc.stderr.strip().splitlines() or ['?'])[-1]}"
+            said = (proc.stdout + proc.stderr).strip().splitlines()
+            return f".venv-labgrid could not be created (tools/labgrid_env.sh exited {proc.returncode}" + \
+                (f": {said[-1]})" if said else ")")
     return None
 
 
-pytestmark = [
-    pytest.mark.skipif(not (shutil.which("arm-none-eabi-gcc") and shutil.which("qemu-system-arm")),
-                       reason="needs arm-none-eabi-gcc and qemu-system-arm (tools/bootstrap.sh)"),
-    pytest.mark.skipif(labgrid_problem() is not None, reason=str(labgrid_problem())),
-]
+needs_labgrid = pytest.mark.skipif(labgrid_problem() is not None, reason=str(labgrid_problem()))
+needs_arm = pytest.mark.skipif(not (shutil.which("arm-none-eabi-gcc") and shutil.which("qemu-system-arm")),
+                               reason="needs arm-none-eabi-gcc and qemu-system-arm (tools/bootstrap.sh)")
 
 
 def wait_port(port: int, proc: subprocess.Popen, what: str) -> None:
@@ -151,6 +151,8 @@ def private_tmp(tmp_path, monkeypatch):
     return tmp
 
 
+@needs_labgrid
+@needs_arm
 def test_deploy_digits_to_an_emulated_stm32_through_a_labgrid_place(farm, private_tmp, monkeypatch, mlp_t2_blob):
     target = get_target("stm32h7")
     board = QemuSystemBoard(target.connect, build_firmware(target).elf).start(connect=False)  # guest waits for us
@@ -189,6 +191,8 @@ def test_deploy_digits_to_an_emulated_stm32_through_a_labgrid_place(farm, privat
     assert list(private_tmp.iterdir()) == []  # no temp file left behind
 
 
+@needs_labgrid
+@needs_arm
 def test_labgrid_errors_are_clear(farm, private_tmp, mlp_t2_blob):
     """A place held by someone else, an unknown place, no coordinator, no usable resource; nothing acquired."""
     dead = free_port()  # nothing listens here
@@ -262,6 +266,7 @@ class Relay(BaseHTTPRequestHandler):
         pass
 
 
+@needs_labgrid
 @pytest.mark.skipif(sshd_problem() is not None, reason=str(sshd_problem()))
 def test_linux_board_through_a_labgrid_network_service(farm, tmp_path):
     (tmp_path / "sshd").mkdir()
