@@ -268,6 +268,8 @@ class Relay(BaseHTTPRequestHandler):
 
 @needs_labgrid
 @pytest.mark.skipif(sshd_problem() is not None, reason=str(sshd_problem()))
+@pytest.mark.skipif(not (shutil.which("aarch64-linux-gnu-gcc") and shutil.which("qemu-aarch64")),
+                    reason="needs gcc-aarch64-linux-gnu and qemu-user (tools/bootstrap.sh)")
 def test_linux_board_through_a_labgrid_network_service(farm, tmp_path):
     (tmp_path / "sshd").mkdir()
     sshd = Sshd(tmp_path / "sshd").start()
@@ -292,6 +294,21 @@ def test_linux_board_through_a_labgrid_network_service(farm, tmp_path):
                 assert desc["scheme"] == "labgrid" and desc["labgrid_place"] == "my-pi" and desc["port"] == sshd.port
             assert farm.acquired_by("my-pi") == "None"
             assert Relay.switched == ["/relay/3/0", "/relay/3/1"]  # power-cycled by labgrid before use
+
+            # the whole rpi5 deploy through the place: the aarch64 runner runs on the "Pi" under qemu-aarch64
+            cfg = tmp_path / "cfg"
+            cfg.mkdir()
+            (cfg / "devices.toml").write_text(
+                f'[lab-pi]\ntarget = "rpi5"\nconnect = "{url.replace("&power=cycle", "")}"\n'
+                'exec_wrapper = ["qemu-aarch64", "-cpu", "cortex-a76"]\n')
+            res = CliRunner().invoke(main, ["deploy", "--device", "lab-pi", str(DIGITS_MODELS / "mlp_t2_qat.pt2"),
+                                            "--calib", str(DIGITS_MODELS / "mlp_data.npz"), "--runs", "2", "--json"],
+                                     env={"EDGEQ_CONFIG_DIR": str(cfg)})
+            assert res.exit_code == 0, res.output
+            report = json.loads(res.output[res.output.index("{"):])
+            assert report["device"]["scheme"] == "labgrid" and report["device"]["name"] == "lab-pi"
+            assert report["device"]["emulated"] and report["accuracy"]["passed"] and report["accuracy"]["max_abs_err"] == 0
+            assert farm.acquired_by("my-pi") == "None"
             with pytest.raises(DeviceError, match="unknown option 'bogus' for labgrid://"):
                 open_transport(f"labgrid://my-pi?bogus=1&coordinator={farm.address}")
     finally:
