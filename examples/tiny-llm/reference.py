@@ -34,7 +34,9 @@ def main(argv: list[str] | None = None) -> int:
     a = ap.parse_args(argv)
     from llama_cpp import Llama, __version__
 
-    llm = Llama(model_path=str(a.model), n_ctx=256, n_threads=1, n_batch=256, logits_all=True, seed=0, verbose=False)
+    # logits_all=True crashes this llama.cpp build on this model, so teacher forcing feeds one token per
+    # eval and reads that token's logits each time (the same per-token computation as decoding).
+    llm = Llama(model_path=str(a.model), n_ctx=256, n_threads=1, n_batch=256, seed=0, verbose=False)
     prompt_tokens, greedy, logits = [], [], []
     for p in PROMPTS:
         toks = llm.tokenize(p.encode(), add_bos=True, special=False)
@@ -46,8 +48,11 @@ def main(argv: list[str] | None = None) -> int:
                 break
         full = toks + out
         llm.reset()
-        llm.eval(full[:LOGIT_POSITIONS + 1])
-        logits.append(np.array(llm.scores[:LOGIT_POSITIONS + 1], dtype=np.float32))
+        rows = []
+        for tok in full[:LOGIT_POSITIONS + 1]:
+            llm.eval([tok])  # without logits_all, eval keeps no scores: read the context's last logits
+            rows.append(np.ctypeslib.as_array(llm._ctx.get_logits(), shape=(llm.n_vocab(),)).astype(np.float32))
+        logits.append(np.stack(rows))
         prompt_tokens.append(np.array(toks, dtype=np.int32))
         greedy.append(np.array(out, dtype=np.int32))
         print(f"{p!r} -> {llm.detokenize(out).decode(errors='replace')!r}")
