@@ -265,7 +265,7 @@ def test_serial_deploy_flashes_with_pyocd_first(tmp_path, monkeypatch, blobs):
 
 @pytest.mark.parametrize("target_id", ["stm32l4", "stm32h7", "stm32u5", "corstone300"])
 def test_cortex_m_kernels_bit_exact_with_ref(tmp_path, target_id):
-    """tests/c/cm_kernel_check.c on the emulated core: T2/Q4/I8, row and block scales, mat-vec and GEMM; the
+    """tests/c/cm_kernel_check.c on the emulated core: T2/T158/Q4/I8, row and block scales, mat-vec and GEMM; the
     DSP tier on every core, Helium too on the M55."""
     from edgeq.targets import mcu
 
@@ -284,8 +284,8 @@ def test_cortex_m_kernels_bit_exact_with_ref(tmp_path, target_id):
                           "none", "-serial", "null", "-semihosting-config", "enable=on,target=native",
                           "-kernel", str(elf)], capture_output=True, text=True, timeout=120, check=False)
     out = run.stdout + run.stderr
-    assert run.returncode == 0 and "cm-kernels ok cortex_m_dsp 96" in out, out
-    assert ("cm-kernels ok helium 96" in out) == ("mve" in target.features), out
+    assert run.returncode == 0 and "cm-kernels ok cortex_m_dsp 120" in out, out
+    assert ("cm-kernels ok helium 120" in out) == ("mve" in target.features), out
 
 
 def test_serial_url_on_a_pseudo_terminal(blobs):
@@ -362,3 +362,17 @@ def test_upload_resumes_after_the_host_went_away(h7_board, blobs):
     fresh.load(data, progress=lambda done, total: sent.append(done))
     assert sent[0] == 4096 + 128 and sent[-1] == len(data)  # nothing before 4096 was sent again
     assert fresh.verify(crc).blob_size == len(data)
+
+
+def test_cli_build_firmware_for_an_mcu_target(tmp_path, blobs):
+    res = CliRunner().invoke(main, ["build", "--target", "stm32u5", "--blob", str(blobs["q4"]), "-o",
+                                    str(tmp_path / "fw"), "--json"])
+    assert res.exit_code == 0, res.output
+    info = json.loads(res.output[res.output.index("{"):])
+    assert info["linked_blob"] and info["placement"] == "emulated"
+    assert info["sections"][".edgeq_blob"] == blobs["q4"].stat().st_size
+    elf = tmp_path / "fw" / "firmware.elf"
+    header = elf.read_bytes()[:20]
+    assert header[:4] == b"\x7fELF" and struct.unpack_from("<H", header, 18)[0] == 40  # EM_ARM
+    assert (tmp_path / "fw" / "firmware.bin").stat().st_size > blobs["q4"].stat().st_size
+    assert "LENGTH = 2048K" in (tmp_path / "fw" / "memory.ld").read_text()  # the U575's flash, not the AN505's

@@ -1,15 +1,15 @@
 /*
- * Cortex-M DSP tier (Armv7E-M / Armv8-M Mainline with the DSP extension: M4, M7, M33, M55): T2, Q4 and I8
- * dot kernels on SMLAD, two 16x16 multiply-accumulates per instruction.
+ * Cortex-M DSP tier (Armv7E-M / Armv8-M Mainline with the DSP extension: M4, M7, M33, M55): T2, T158, Q4 and
+ * I8 dot kernels on SMLAD, two 16x16 multiply-accumulates per instruction.
  *
  * prep() widens each activation row once per call to int16 pairs, ordered the way the weight codes
  * unpack: UXTB16/SXTB16 take bytes 0 and 2 (and, rotated by 8, bytes 1 and 3) of a 32-bit word, so
- *   T2, I8: elements e0..e3 of a group of 4 -> pairs (e0, e2), (e1, e3)
+ *   T2, T158, I8: elements e0..e3 of a group of 4 -> pairs (e0, e2), (e1, e3)
  *   Q4:     elements e0..e7 of a group of 8 (4 code bytes) -> (e0, e4), (e2, e6), (e1, e5), (e3, e7)
  * and stores the sum of each block's activations. Weights are multiplied as their unsigned codes (T2
- * c = w + 1, Q4 u) and each block is corrected once: isum = sum(code * x) - offset * sum(x). Every block
- * sum is exact in int32, so SCALE_ROW (wrapping) and SCALE_BLOCK (fp32 in block order, no FMA) results are
- * bit-identical to the reference tier. T158 and B1 use the reference kernels.
+ * c = w + 1, T158 trit t = w + 1, Q4 u) and each block is corrected once: isum = sum(code * x) - offset * sum(x).
+ * Every block sum is exact in int32, so SCALE_ROW (wrapping) and SCALE_BLOCK (fp32 in block order, no FMA)
+ * results are bit-identical to the reference tier. B1 uses the reference kernels.
  */
 #include <string.h>
 
@@ -78,6 +78,29 @@ static int32_t t2_block(const uint8_t *q, const uint32_t *xp) {
     return s;
 }
 
+/* T158: 4 code bytes -> 16-bit lanes (b0, b2) and (b1, b3); trit n of a byte is ((b * 3^n mod 256) * 3) >> 8,
+ * computed in both lanes at once (b * 81 < 2^16, so lanes never carry into each other). */
+static uint32_t t158_trits(uint32_t lanes, uint32_t pow3) {
+    return ((((lanes * pow3) & 0x00FF00FFu) * 3u) >> 8) & 0x00030003u;
+}
+
+static int32_t t158_block(const uint8_t *q, const uint32_t *xp) {
+    static const int first[3] = {0, 160, 240}, trits[3] = {5, 5, 4}, width[3] = {32, 16, 4}, at[3] = {0, 32, 48};
+    static const uint32_t pow3[5] = {1, 3, 9, 27, 81};
+    int32_t s = 0;
+    int g, m, n;
+    for (g = 0; g < 3; g++)
+        for (m = 0; m < width[g]; m += 4) {
+            uint32_t word = load32(q + at[g] + m), lo = __uxtb16(word), hi = __uxtb16(ror8(word));
+            for (n = 0; n < trits[g]; n++) { /* elements E..E+3, E = first + m + width * n */
+                const uint32_t *xe = xp + (first[g] + m + width[g] * n) / 2;
+                s = __smlad((int32_t)t158_trits(lo, pow3[n]), (int32_t)xe[0], s);
+                s = __smlad((int32_t)t158_trits(hi, pow3[n]), (int32_t)xe[1], s);
+            }
+        }
+    return s;
+}
+
 static int32_t q4_block(const uint8_t *q, const uint32_t *xp, int block) {
     int32_t s = 0;
     int j;
@@ -110,6 +133,8 @@ static int32_t block_isum(const eq_weights_t *w, int r, int b, const uint32_t *p
     switch (w->format) {
     case EQ_F_T2:
         return (int32_t)((uint32_t)t2_block(row + (size_t)b * EDGEQ_T2_CODE_BYTES, xp) - (uint32_t)sums[b]);
+    case EQ_F_T158:
+        return (int32_t)((uint32_t)t158_block(row + (size_t)b * EDGEQ_T158_CODE_BYTES, xp) - (uint32_t)sums[b]);
     case EQ_F_Q4: {
         int32_t zero = w->zeros ? w->zeros[(size_t)r * (size_t)w->n_blocks + (size_t)b] : 8;
         return q4_block(row + (size_t)b * (size_t)(w->block / 2), xp, w->block) - zero * sums[b];
@@ -147,7 +172,7 @@ const eq_kernel_tier_t eq_cm_dsp_tier = {
     "cortex_m_dsp",
     {
         {eq_cm_prep_bytes, eq_cm_prep, CM_DOTS("t2"), NULL, NULL},
-        {NULL, NULL, {{NONE, NONE}, {NONE, NONE}}, NULL, NULL},
+        {eq_cm_prep_bytes, eq_cm_prep, CM_DOTS("t158"), NULL, NULL},
         {NULL, NULL, {{NONE, NONE}, {NONE, NONE}}, NULL, NULL},
         {eq_cm_prep_bytes, eq_cm_prep, CM_DOTS("q4"), NULL, NULL},
         {eq_cm_prep_bytes, eq_cm_prep, CM_DOTS("i8"), NULL, NULL},

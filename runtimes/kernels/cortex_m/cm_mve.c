@@ -1,5 +1,5 @@
 /*
- * Helium (M-profile Vector Extension) tier for the Cortex-M55: T2, Q4 and I8 dot kernels on VMLADAVA, a
+ * Helium (M-profile Vector Extension) tier for the Cortex-M55: T2, T158, Q4 and I8 dot kernels on VMLADAVA, a
  * 16-lane int8 multiply with the sum accumulated into a scalar.
  *
  * T2 needs no reordering: the 16 code bytes at 32h + m hold, in bit pair l, the codes of the 16
@@ -8,6 +8,8 @@
  * As in the DSP tier, codes are multiplied unsigned and each block is corrected once with its activation
  * sum (prepared once per call), so every block sum is exact and results are bit-identical to ref.
  */
+#include <string.h>
+
 #include "../kernels.h"
 #include "edgeq/edgeq_blob.h"
 
@@ -44,6 +46,29 @@ static int32_t t2_block(const uint8_t *q, const int8_t *x) {
     return s;
 }
 
+/* T158: trit n of code byte b is ((b * 3^n mod 256) * 3) >> 8: VMUL (low byte) then VMULH (high byte). Groups:
+ * bytes 0..31 x 5 trits -> elements 32n + m; 32..47 x 5 -> 160 + 16n + m; 48..51 x 4 -> 240 + 4n + m. */
+static int32_t t158_block(const uint8_t *q, const int8_t *x) {
+    static const uint8_t pow3[5] = {1, 3, 9, 27, 81};
+    static const uint8_t tail_pow3[16] = {1, 1, 1, 1, 3, 3, 3, 3, 9, 9, 9, 9, 27, 27, 27, 27};
+    const uint8x16_t three = vdupq_n_u8(3);
+    uint32_t tail;
+    int32_t s = 0;
+    int n;
+    for (n = 0; n < 5; n++) {
+        s = vmladavaq_s8(s, vreinterpretq_s8_u8(vmulhq_u8(vmulq_n_u8(vld1q_u8(q), pow3[n]), three)),
+                         vld1q_s8(x + 32 * n));
+        s = vmladavaq_s8(s, vreinterpretq_s8_u8(vmulhq_u8(vmulq_n_u8(vld1q_u8(q + 16), pow3[n]), three)),
+                         vld1q_s8(x + 32 * n + 16));
+        s = vmladavaq_s8(s, vreinterpretq_s8_u8(vmulhq_u8(vmulq_n_u8(vld1q_u8(q + 32), pow3[n]), three)),
+                         vld1q_s8(x + 160 + 16 * n));
+    }
+    memcpy(&tail, q + 48, sizeof tail); /* the 4 last bytes, repeated in each group of 4 lanes */
+    s = vmladavaq_s8(s, vreinterpretq_s8_u8(vmulhq_u8(vmulq_u8(vreinterpretq_u8_u32(vdupq_n_u32(tail)),
+                                                               vld1q_u8(tail_pow3)), three)), vld1q_s8(x + 240));
+    return s;
+}
+
 static int32_t q4_block(const uint8_t *q, const int8_t *x, int block) {
     const uint8x16_t low = vdupq_n_u8(15);
     int32_t s = 0;
@@ -70,6 +95,8 @@ static int32_t block_isum(const eq_weights_t *w, int r, int b, const int8_t *x, 
     switch (w->format) {
     case EQ_F_T2:
         return (int32_t)((uint32_t)t2_block(row + (size_t)b * EDGEQ_T2_CODE_BYTES, xb) - (uint32_t)sums[b]);
+    case EQ_F_T158:
+        return (int32_t)((uint32_t)t158_block(row + (size_t)b * EDGEQ_T158_CODE_BYTES, xb) - (uint32_t)sums[b]);
     case EQ_F_Q4: {
         int32_t zero = w->zeros ? w->zeros[(size_t)r * (size_t)w->n_blocks + (size_t)b] : 8;
         return q4_block(row + (size_t)b * (size_t)(w->block / 2), xb, w->block) - zero * sums[b];
@@ -107,7 +134,7 @@ const eq_kernel_tier_t eq_cm_mve_tier = {
     "helium",
     {
         {mve_prep_bytes, mve_prep, MVE_DOTS("t2"), NULL, NULL},
-        {NULL, NULL, {{NONE, NONE}, {NONE, NONE}}, NULL, NULL},
+        {mve_prep_bytes, mve_prep, MVE_DOTS("t158"), NULL, NULL},
         {NULL, NULL, {{NONE, NONE}, {NONE, NONE}}, NULL, NULL},
         {mve_prep_bytes, mve_prep, MVE_DOTS("q4"), NULL, NULL},
         {mve_prep_bytes, mve_prep, MVE_DOTS("i8"), NULL, NULL},
