@@ -17,13 +17,12 @@ import time
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import ClassVar
 
 import pytest
 import yaml
 from click.testing import CliRunner
 from conftest import DIGITS_MODELS, ROOT
-from fakes.sshd import Sshd, sshd_problem
+from fakes.sshd import SSHD, Sshd, sshd_problem
 
 from edgeq.build.firmware import build_firmware
 from edgeq.cli import main
@@ -242,6 +241,7 @@ def test_labgrid_errors_are_clear(farm, private_tmp, mlp_t2_blob):
     ("labgrid://", "expected labgrid://PLACE"),
     ("labgrid://a/b", "expected labgrid://PLACE"),
     ("labgrid://a?power=off", "power must be one of on, cycle"),
+    ("labgrid://a?power=on&boot_timeout=soon", "boot_timeout must be a number of seconds"),
     ("labgrid://a?baud=9600", "unknown option 'baud' for labgrid://"),
     ("labgrid://a?serial=x&serial=y", "an option is given twice"),
 ])
@@ -251,19 +251,37 @@ def test_url_mistakes(url, message):
 
 
 class Relay(BaseHTTPRequestHandler):
-    """A network power switch on 127.0.0.1 speaking labgrid's `simplerest` model: GET /relay/INDEX/VALUE.
-    A test double for the switch hardware only; labgrid's own NetworkPowerDriver drives it."""
-
-    switched: ClassVar[list[str]] = []
+    """A network power switch on 127.0.0.1 speaking labgrid's `simplerest` model: GET /relay/INDEX/VALUE
+    calls `server.switch(index, on)`. A test double for the switch hardware only; labgrid's own
+    NetworkPowerDriver drives it."""
 
     def do_GET(self):  # http.server calls do_<METHOD>
-        self.switched.append(self.path)
+        *_, index, value = self.path.split("/")
+        self.server.switch(int(index), value == "1")
         self.send_response(200)
         self.end_headers()
-        self.wfile.write(b"1")
 
     def log_message(self, *args):
         pass
+
+
+class PoweredSshd(Sshd):
+    """The "Pi" behind the relay: power off kills its sshd, power on brings it back after a boot delay."""
+
+    boot_s = 1.5
+
+    def switch(self, index: int, on: bool) -> None:
+        self.switched.append((index, on))
+        if not on:
+            self.kill()
+        else:
+            self.booting = threading.Timer(self.boot_s, self.boot)
+            self.booting.start()
+
+    def boot(self) -> None:
+        log = open(self.root / "sshd.log", "ab")  # noqa: SIM115 - lives as long as sshd
+        self.proc = subprocess.Popen([SSHD, "-D", "-e", "-f", str(self.root / "sshd_config")], stdout=log,
+                                     stderr=log, start_new_session=True)
 
 
 @needs_labgrid
@@ -272,8 +290,10 @@ class Relay(BaseHTTPRequestHandler):
                     reason="needs gcc-aarch64-linux-gnu and qemu-user (tools/bootstrap.sh)")
 def test_linux_board_through_a_labgrid_network_service(farm, tmp_path):
     (tmp_path / "sshd").mkdir()
-    sshd = Sshd(tmp_path / "sshd").start()
+    sshd = PoweredSshd(tmp_path / "sshd").start()
+    sshd.switched, sshd.booting = [], None
     relay = ThreadingHTTPServer(("127.0.0.1", 0), Relay)
+    relay.switch = sshd.switch
     threading.Thread(target=relay.serve_forever, daemon=True).start()
     try:
         service = {"NetworkService": {"address": "127.0.0.1", "username": sshd.user, "port": sshd.port},
@@ -293,7 +313,7 @@ def test_linux_board_through_a_labgrid_network_service(farm, tmp_path):
                 desc = dev.describe()
                 assert desc["scheme"] == "labgrid" and desc["labgrid_place"] == "my-pi" and desc["port"] == sshd.port
             assert farm.acquired_by("my-pi") == "None"
-            assert Relay.switched == ["/relay/3/0", "/relay/3/1"]  # power-cycled by labgrid before use
+            assert sshd.switched == [(3, False), (3, True)]  # power-cycled by labgrid, waited for the boot
 
             # the whole rpi5 deploy through the place: the aarch64 runner runs on the "Pi" under qemu-aarch64
             cfg = tmp_path / "cfg"
@@ -314,4 +334,6 @@ def test_linux_board_through_a_labgrid_network_service(farm, tmp_path):
     finally:
         relay.shutdown()
         relay.server_close()
+        if sshd.booting is not None:
+            sshd.booting.join()
         sshd.kill()

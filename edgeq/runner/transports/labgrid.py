@@ -10,7 +10,8 @@ pyserial. From the acquired place edgeq takes:
 - a power resource, only when asked (`power=on|cycle`): switched by `labgrid-client power`.
 
 Options (query or `options`): `coordinator=HOST:PORT` (default `$LG_COORDINATOR`, then labgrid's own
-default), `power=on|cycle`, `serial=NAME` / `ssh=NAME` to pick one of several resources, and the ssh://
+default), `power=on|cycle` (then a Linux board gets `boot_timeout` seconds, default 120, until its SSH
+answers), `serial=NAME` / `ssh=NAME` to pick one of several resources, and the ssh://
 options (`identity`, `known_hosts`, `strict`, `tmpdir`) passed to the SSH transport. A place tag
 `emulated=true` (`labgrid-client -p PLACE set-tags emulated=true`) marks a board that is an emulator, so
 reports label its timings emulated. A place we acquire is always released (errors and Ctrl-C
@@ -23,6 +24,7 @@ import logging
 import os
 import re
 import shutil
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Self
@@ -35,9 +37,10 @@ from edgeq.runner.transports.stream import Stream, open_stream
 log = logging.getLogger(__name__)
 
 SSH_OPTIONS = frozenset({"identity", "known_hosts", "strict", "tmpdir"})
-OPTIONS = frozenset({"coordinator", "power", "serial", "ssh"}) | SSH_OPTIONS
+OPTIONS = frozenset({"coordinator", "power", "boot_timeout", "serial", "ssh"}) | SSH_OPTIONS
 POWER_ACTIONS = ("on", "cycle")
 CLIENT_TIMEOUT_S = 30.0
+BOOT_TIMEOUT_S = 120.0  # after a power switch, how long a Linux board may take until its SSH answers
 DEFAULT_COORDINATOR = "127.0.0.1:20408"  # labgrid-client's own default
 _SERIAL_SCHEMES = {"raw": "socket", "rfc2217": "rfc2217"}
 
@@ -83,6 +86,10 @@ class LabgridPlace:
             raise DeviceError(f"{url}: unknown option {unknown[0]!r} for labgrid:// (known: {', '.join(sorted(OPTIONS))})")
         if opts.get("power", "on") not in POWER_ACTIONS:
             raise DeviceError(f"{url}: power must be one of {', '.join(POWER_ACTIONS)}, not {opts['power']!r}")
+        try:
+            self.boot_timeout = float(opts.get("boot_timeout", BOOT_TIMEOUT_S))
+        except ValueError:
+            raise DeviceError(f"{url}: boot_timeout must be a number of seconds, not {opts['boot_timeout']!r}") from None
         self.opts = opts
         self.timeout = timeout
         self.coordinator = opts.get("coordinator") or os.environ.get("LG_COORDINATOR") or DEFAULT_COORDINATOR
@@ -272,8 +279,16 @@ class LabgridTransport(Transport):
         self.place = LabgridPlace(self.url.split("?", 1)[0], self.opts)
         ssh = self.place.ssh_url()
         ssh_parts = urlsplit(ssh)
-        self.inner = SshTransport(ssh, ssh_parts, dict(parse_qsl(ssh_parts.query)),
-                                  exec_wrapper=self.exec_wrapper, timeout=self.timeout)
+        booting_until = time.monotonic() + (self.place.boot_timeout if "power" in self.opts else 0)
+        while True:  # a board just switched on refuses connections until it has booted
+            try:
+                self.inner = SshTransport(ssh, ssh_parts, dict(parse_qsl(ssh_parts.query)),
+                                          exec_wrapper=self.exec_wrapper, timeout=self.timeout)
+                break
+            except DeviceError as e:
+                if "unreachable" not in str(e) or time.monotonic() > booting_until:
+                    raise
+                time.sleep(1.0)
         self.host = self.inner.host
 
     def workdir(self) -> str:
