@@ -9,9 +9,12 @@ import click
 from edgeq import __version__
 from edgeq.errors import EdgeqError
 
+INTERRUPTED = 130  # 128 + SIGINT, as a shell reports a Ctrl-C
+
 
 class _Group(click.Group):
-    """Turns EdgeqError into one clear line on stderr and its exit code (no traceback)."""
+    """Turns EdgeqError into one clear line on stderr and its exit code (no traceback); Ctrl-C
+    ends with 130 once every cleanup (device processes, workdirs, temp files) has run."""
 
     def invoke(self, ctx: click.Context):
         try:
@@ -19,6 +22,9 @@ class _Group(click.Group):
         except EdgeqError as e:
             click.echo(f"error: {e}", err=True)
             sys.exit(e.exit_code)
+        except KeyboardInterrupt:
+            click.echo("error: interrupted", err=True)
+            sys.exit(INTERRUPTED)
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})

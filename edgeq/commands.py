@@ -1,5 +1,6 @@
 """The list of CLI subcommands, imported lazily by edgeq.cli."""
 
+from edgeq.cli_divergence import check_divergence
 from edgeq.cli_pack import dequant, inspect, pack
 from edgeq.cli_run import bench, run
 from edgeq.cli_sign import keygen, sign, verify
@@ -7,4 +8,5 @@ from edgeq.runner.commands import deploy, devices
 from edgeq.targets.commands import build_cmd, fit_cmd, targets
 from edgeq.targets.fpga import fpga
 
-ALL: list = [pack, inspect, dequant, fpga, targets, build_cmd, fit_cmd, deploy, devices, run, bench, keygen, sign, verify]
+ALL: list = [pack, inspect, dequant, fpga, targets, build_cmd, fit_cmd, deploy, devices, run, bench, keygen, sign, verify,
+             check_divergence]

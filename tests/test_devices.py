@@ -46,3 +46,12 @@ def test_lock_serialises_and_times_out():
         order.append("a2")
     t.join()
     assert order == ["a-in", "b", "a-out", "a2"]
+
+
+def test_install_dir_must_be_absolute(tmp_path, monkeypatch):
+    monkeypatch.setenv("EDGEQ_CONFIG_DIR", str(tmp_path))
+    (tmp_path / "devices.toml").write_text('[pi]\ntarget = "rpi5"\nconnect = "ssh://pi@a"\ninstall_dir = "opt/edgeq"\n')
+    with pytest.raises(EdgeqError, match=r"\[pi\] install_dir must be an absolute path"):
+        load_inventory()
+    (tmp_path / "devices.toml").write_text('[pi]\ntarget = "rpi5"\nconnect = "ssh://pi@a"\ninstall_dir = "/opt/edgeq"\n')
+    assert get_device("pi").install_dir == "/opt/edgeq"

@@ -148,3 +148,48 @@ def test_every_scheme_names_a_transport_class():
     for target in SCHEMES.values():
         module, cls = target.split(":")
         assert issubclass(getattr(importlib.import_module(f"edgeq.runner.transports.{module}"), cls), Transport)
+
+
+def test_local_root_and_install_all_or_nothing(tmp_path):
+    root, dest = tmp_path / "device", tmp_path / "device" / "installed"
+    root.mkdir()
+    with open_transport(f"local://?root={root}") as dev:
+        assert Path(dev.workdir()).parent == root
+        for name, text in (("a", "a1"), ("b", "b1")):
+            (tmp_path / name).write_text(text)
+            dev.push(tmp_path / name, name)
+        dev.install(["a", "b"], str(dest))
+        (tmp_path / "a").write_text("a2")
+        dev.push(tmp_path / "a", "a")
+        with pytest.raises(DeviceError, match="install into"):  # b2 never pushed: neither file changes
+            dev.install(["a", "missing"], str(dest))
+        assert [(dest / n).read_text() for n in "ab"] == ["a1", "b1"]
+    assert sorted(p.name for p in root.rglob("*")) == ["a", "b", "installed"]  # workdir and staged files gone
+    with pytest.raises(DeviceError, match="root directory .* does not exist"):
+        open_transport(f"local://?root={tmp_path / 'nope'}")
+
+
+def test_deferred_interrupts_hold_sigint_until_the_block_ends():
+    import os
+    import signal
+
+    from edgeq.runner.transports.base import deferred_interrupts
+
+    class Interrupted(Exception):
+        pass
+
+    def raise_(*_):
+        raise Interrupted
+
+    steps = []
+    previous = signal.signal(signal.SIGINT, raise_)
+    try:
+        with pytest.raises(Interrupted):
+            with deferred_interrupts():
+                os.kill(os.getpid(), signal.SIGINT)
+                steps.append("first rename")
+                steps.append("second rename")
+            steps.append("after")  # never: the held signal lands as the block ends
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert steps == ["first rename", "second rename"]

@@ -138,3 +138,21 @@ def test_ssh_connection_dies_mid_push(tmp_path):
         shutil.rmtree(workdir)
     finally:
         server.kill()
+
+
+def test_ssh_install_replaces_all_or_nothing(sshd, arm_probe, tmp_path):
+    dest = tmp_path / "installed"
+    with open_transport(sshd.url()) as dev:
+        (tmp_path / "blob").write_bytes(b"new blob")
+        dev.push(arm_probe, "edgeq_runner")
+        dev.push(tmp_path / "blob", "model.edgeq")
+        dev.install(["edgeq_runner", "model.edgeq"], str(dest))
+        assert (dest / "model.edgeq").read_bytes() == b"new blob" and os.access(dest / "edgeq_runner", os.X_OK)
+        (tmp_path / "blob").write_bytes(b"newer blob")
+        dev.push(tmp_path / "blob", "model.edgeq")
+        with pytest.raises(DeviceError, match="installing into"):  # one file missing: nothing changes
+            dev.install(["model.edgeq", "missing"], str(dest))
+        assert (dest / "model.edgeq").read_bytes() == b"new blob"
+        dev.install(["model.edgeq"], str(dest))
+    assert (dest / "model.edgeq").read_bytes() == b"newer blob"
+    assert sorted(p.name for p in dest.iterdir()) == ["edgeq_runner", "model.edgeq"]  # no staged temp left

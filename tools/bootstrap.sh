@@ -12,6 +12,7 @@ APT_PACKAGES=(
   yosys iverilog
   openssh-server openssh-client adb
   libglib2.0-dev clang-14
+  openjdk-17-jdk-headless
 )
 
 missing=()

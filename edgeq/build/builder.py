@@ -1,5 +1,9 @@
 """Builds the C runtime for a target with its toolchain, once per (target, sources, flags, compiler).
 
+With lib=True it builds instead the library an app links (docs/android.md): make FREESTANDING=1 lib,
+a libedgeq.so that links no C library (no NEEDED entries, so one file loads under bionic as under
+glibc) with the platform hooks handed over at run time, plus the public headers; no runner.
+
 The runtime sources are copied into a fresh directory under the cache and `make` runs there with
 the target's make variables (edgeq.targets.neon), so concurrent builds for different targets never
 share object files and a finished build is published by one atomic rename. The cache key hashes
@@ -24,6 +28,9 @@ from edgeq.targets.registry import Target
 RUNTIME_DIR = Path(__file__).resolve().parents[2] / "runtimes"
 RUNNER = "edgeq_runner"
 LIBRARIES = ("libedgeq.a", "libedgeq.so")
+# Architectures whose compiler inlines every libm call the runtime makes except expf (aarch64: rintf
+# is one frintx), so the freestanding library needs only runtimes/src/freestanding.c.
+FREESTANDING_ARCHES = ("aarch64",)
 IGNORED_DIRS = {"build", "__pycache__", ".git"}
 IGNORED_SUFFIXES = {".o", ".a", ".so", ".d", ".elf", ".bin"}
 BUILD_TIMEOUT_S = 600
@@ -71,13 +78,14 @@ class BuildResult:
 
     target: str
     directory: Path
-    runner: Path
+    runner: Path | None
     libraries: tuple[Path, ...]
     cached: bool
     config: neon.CpuBuildConfig
 
     def to_json(self) -> dict:
-        return {"target": self.target, "directory": str(self.directory), "runner": str(self.runner),
+        return {"target": self.target, "directory": str(self.directory),
+                "runner": str(self.runner) if self.runner else None,
                 "libraries": [str(p) for p in self.libraries], "cached": self.cached,
                 "make_vars": self.config.make_vars()}
 
@@ -85,10 +93,6 @@ class BuildResult:
 def _find(tree: Path, name: str) -> Path | None:
     hits = sorted(tree.rglob(name), key=lambda p: len(p.parts))
     return hits[0] if hits else None
-
-
-def _make(work: Path, make_vars: dict[str, str]) -> None:
-    run_make(work, [f"{k}={v}" for k, v in make_vars.items()])
 
 
 def run_make(directory: Path, args: list[str]) -> None:
@@ -103,37 +107,45 @@ def run_make(directory: Path, args: list[str]) -> None:
         raise BuildError(f"runtime build failed (make exited {proc.returncode}):\n{tail}")
 
 
-def build_runtime(target: Target, out: Path | None = None, source: Path = RUNTIME_DIR) -> BuildResult:
-    """Builds (or reuses) libedgeq + edgeq_runner for `target`; copies them into `out` when given."""
+def build_runtime(target: Target, out: Path | None = None, source: Path = RUNTIME_DIR,
+                  lib: bool = False) -> BuildResult:
+    """Builds (or reuses) libedgeq + edgeq_runner for `target` (lib: the freestanding app library and
+    headers); copies them into `out` when given."""
     cfg = neon.config(target)
+    if lib and cfg.arch not in FREESTANDING_ARCHES:
+        raise EdgeqError(f"--lib builds the freestanding library for {', '.join(FREESTANDING_ARCHES)}; "
+                         f"target {target.id} is {cfg.arch}")
     _, version = toolchain(cfg.cc, cfg.package)
     if not (source / "Makefile").is_file():
         raise BuildError(f"{source}/Makefile not found: the C runtime sources are missing")
-    make_vars = cfg.make_vars()
+    make_vars = cfg.make_vars() | ({"FREESTANDING": "1"} if lib else {})
     key = build_key(target, make_vars, version, source)
-    final = cache_root() / "build" / f"{target.id}-{key}"
-    cached = (final / RUNNER).is_file()
+    final = cache_root() / "build" / f"{target.id}-{'lib-' if lib else ''}{key}"
+    product = "libedgeq.so" if lib else RUNNER
+    cached = (final / product).is_file()
     if not cached:
         final.parent.mkdir(parents=True, exist_ok=True)
         stage = Path(tempfile.mkdtemp(prefix=f".{target.id}-", dir=final.parent))
         try:
             work = stage / "src"
             shutil.copytree(source, work, ignore=shutil.ignore_patterns(*IGNORED_DIRS, "*.o", "*.a", "*.so", "*.d"))
-            _make(work, make_vars)
-            runner = _find(work, RUNNER)
-            if runner is None:
-                raise BuildError(f"runtime build finished but produced no {RUNNER}")
-            shutil.copy2(runner, stage / RUNNER)
-            for lib in LIBRARIES:
-                found = _find(work, lib)
+            run_make(work, [f"{k}={v}" for k, v in make_vars.items()] + (["lib"] if lib else []))
+            built = _find(work, product)
+            if built is None:
+                raise BuildError(f"runtime build finished but produced no {product}")
+            shutil.copy2(built, stage / product)
+            for name in LIBRARIES:
+                found = _find(work, name)
                 if found is not None:
-                    shutil.copy2(found, stage / lib)
+                    shutil.copy2(found, stage / name)
+            if lib:
+                shutil.copytree(work / "include", stage / "include")
             (stage / "config.mk").write_text(cfg.config_mk())
             (stage / "toolchain.cmake").write_text(cfg.cmake_toolchain())
             try:
                 stage.rename(final)
             except OSError:  # a concurrent build of the same key won; use its result
-                if not (final / RUNNER).is_file():
+                if not (final / product).is_file():
                     raise
         finally:
             shutil.rmtree(stage, ignore_errors=True)
@@ -146,5 +158,7 @@ def build_runtime(target: Target, out: Path | None = None, source: Path = RUNTIM
         for item in final.iterdir():
             if item.is_file():
                 shutil.copy2(item, directory / item.name)
-    libs = tuple(directory / lib for lib in LIBRARIES if (directory / lib).is_file())
-    return BuildResult(target.id, directory, directory / RUNNER, libs, cached, cfg)
+        if lib:
+            shutil.copytree(final / "include", directory / "include", dirs_exist_ok=True)
+    libs = tuple(directory / name for name in LIBRARIES if (directory / name).is_file())
+    return BuildResult(target.id, directory, None if lib else directory / RUNNER, libs, cached, cfg)

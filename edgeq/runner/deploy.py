@@ -38,6 +38,7 @@ class Plan:
     device_name: str | None
     default_connection: bool
     public_key_path: str = ""  # the device's key from the inventory ("" = none)
+    install_dir: str = ""  # where a passing deploy leaves runner + blob on the device ("" = nowhere)
 
 
 def resolve(target_id: str, connect: str | None, device: str | None) -> Plan:
@@ -45,7 +46,8 @@ def resolve(target_id: str, connect: str | None, device: str | None) -> Plan:
         dev = get_device(device)
         if target_id and dev.target != target_id:
             raise EdgeqError(f"device '{device}' is a {dev.target}, not a {target_id}")
-        return Plan(get_target(dev.target), dev.connect, dev.exec_wrapper, device, False, dev.public_key)
+        return Plan(get_target(dev.target), dev.connect, dev.exec_wrapper, device, False, dev.public_key,
+                    dev.install_dir)
     target = get_target(target_id)
     if target.family not in (*LINUX_FAMILIES, "mcu"):
         raise EdgeqError(f"target {target.id} is a {target.family} board: deploying to it needs the "
@@ -117,7 +119,12 @@ def push_public_key(dev, signing: Signing, workdir: Path) -> None:
 
 def run_on_device(plan: Plan, runner: Path, blob: Path, runs: int, warmup: int, timeout: float,
                   signing: Signing | None = None):
-    """Pushes runner + blob (+ public key), runs them, returns (parsed JSON, transport description)."""
+    """Pushes runner + blob (+ public key), runs them, returns (parsed JSON, transport description).
+
+    With an install dir, a run whose outputs match the host reference is installed there (with the
+    key, so the installed runner can check its blob) before the device lock is released; anything
+    else (a failure, Ctrl-C) leaves the installed files as they were.
+    """
     signing = signing or Signing(None)
     with (device_lock(plan.url), open_transport(plan.url, exec_wrapper=plan.exec_wrapper or None) as dev,
           tempfile.TemporaryDirectory(prefix="edgeq-key-") as keydir):
@@ -127,6 +134,15 @@ def run_on_device(plan: Plan, runner: Path, blob: Path, runs: int, warmup: int, 
         res = dev.run(["./edgeq_runner", "model.edgeq", "--warmup", str(warmup), "--runs", str(runs),
                        *signing.runner_args()], timeout=timeout)
         desc = dev.describe()
+        data = _parse_run(plan, res)
+        if plan.install_dir and check_accuracy(blob, data["outputs"])["passed"]:
+            dev.install(["edgeq_runner", "model.edgeq"] + (["edgeq.pub"] if signing.public_key else []),
+                        plan.install_dir)
+            desc["installed"] = plan.install_dir
+    return data, desc
+
+
+def _parse_run(plan: Plan, res) -> dict:
     text = res.stdout.decode(errors="replace")
     try:
         data = json.loads(text)
@@ -137,7 +153,7 @@ def run_on_device(plan: Plan, runner: Path, blob: Path, runs: int, warmup: int, 
         raise BlobError(f"{plan.url}: the device refused the blob: {data['error']}")
     if res.returncode != 0:
         raise DeviceError(f"{plan.url}: the runner exited with code {res.returncode}")
-    return data, desc
+    return data
 
 
 def insn_plugin() -> Path | None:
@@ -156,7 +172,8 @@ def count_instructions(plan: Plan, runner: Path, blob: Path, timeout: float, sig
     url = plan.url + ("&" if "?" in plan.url else "?") + f"plugin={plugin}"
     totals = []
     signing = signing or Signing(None)
-    with open_transport(url) as dev, tempfile.TemporaryDirectory(prefix="edgeq-key-") as keydir:
+    with (device_lock(plan.url), open_transport(url) as dev,
+          tempfile.TemporaryDirectory(prefix="edgeq-key-") as keydir):
         dev.push(str(runner), "edgeq_runner")
         dev.push(str(blob), "model.edgeq")
         push_public_key(dev, signing, Path(keydir))
@@ -240,6 +257,8 @@ def deploy(target_id: str, model: Path, *, fmt: str | None = None, connect: str 
         notes.append(f"no connection configured for {target.id}: used its emulated default {plan.url}")
     if source == "emulated":
         notes.append("latency is emulated (qemu wall time), not the board's; the modelled figure is the board estimate")
+    if desc.get("installed"):
+        notes.append(f"installed edgeq_runner and {blob_name} as model.edgeq in {desc['installed']} on the device")
     report = R.Report(
         target=R.TargetInfo(target.id, target.name, target.family),
         device=R.DeviceInfo(plan.url, desc.get("scheme", ""), desc.get("host", "") or "", bool(desc.get("emulated")),

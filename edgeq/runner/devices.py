@@ -6,6 +6,7 @@
     exec_wrapper = []            # e.g. ["qemu-aarch64", "-cpu", "cortex-a76"] for a test host
     meter = "pmic"               # optional energy meter back-end
     public_key = "~/keys/fleet.pub"  # optional: deploys refuse blobs not signed by this key (docs/signing.md)
+    install_dir = "/opt/edgeq"   # optional: a passing deploy installs edgeq_runner + model.edgeq here
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from pathlib import Path
 
 from edgeq.errors import DeviceError, EdgeqError
 
-KEYS = {"target": str, "connect": str, "exec_wrapper": list, "meter": str, "public_key": str}
+KEYS = {"target": str, "connect": str, "exec_wrapper": list, "meter": str, "public_key": str, "install_dir": str}
 
 
 @dataclass
@@ -33,6 +34,7 @@ class Device:
     exec_wrapper: list[str] = field(default_factory=list)
     meter: str = ""
     public_key: str = ""  # path of the Ed25519 public key blobs for this device must be signed with
+    install_dir: str = ""  # where a passing deploy installs runner + blob on the device
 
 
 def inventory_path() -> Path:
@@ -62,8 +64,11 @@ def load_inventory(path: Path | None = None) -> dict[str, Device]:
         for key in ("target", "connect"):
             if key not in entry:
                 raise EdgeqError(f"{path}: [{name}] is missing '{key}'")
+        if "install_dir" in entry and not entry["install_dir"].startswith("/"):
+            raise EdgeqError(f"{path}: [{name}] install_dir must be an absolute path on the device")
         devices[name] = Device(name, entry["target"], entry["connect"], list(entry.get("exec_wrapper", [])),
-                               entry.get("meter", ""), os.path.expanduser(entry.get("public_key", "")))
+                               entry.get("meter", ""), os.path.expanduser(entry.get("public_key", "")),
+                               entry.get("install_dir", ""))
     return devices
 
 

@@ -138,9 +138,12 @@ def validate_cmd(files: tuple[Path, ...], as_json: bool) -> None:
               help="MCU targets: link this blob into flash (production image); without it blobs are uploaded.")
 @click.option("--placement", type=click.Choice(["emulated", "board"]), default="emulated", show_default=True,
               help="MCU targets: link for the emulated machine (qemu-system-arm) or the real board.")
+@click.option("--lib", is_flag=True, help="Build the library an app links instead: a libedgeq.so that links no C "
+              "library (no NEEDED entries) plus include/edgeq/*.h (docs/android.md).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def build_cmd(target_id: str, out: Path | None, blob: Path | None, placement: str, as_json: bool) -> None:
-    """Cross-compile the runtime for a target (Linux: edgeq_runner; MCU: firmware.elf/.bin); prints the directory."""
+def build_cmd(target_id: str, out: Path | None, blob: Path | None, placement: str, lib: bool, as_json: bool) -> None:
+    """Cross-compile the runtime for a target (Linux: edgeq_runner or --lib; MCU: firmware.elf/.bin); prints the
+    directory."""
     from edgeq.build import build_runtime
 
     t = registry.get_target(target_id)
@@ -148,6 +151,8 @@ def build_cmd(target_id: str, out: Path | None, blob: Path | None, placement: st
     if t.family == "mcu":
         from edgeq.build.firmware import build_firmware
 
+        if lib:
+            raise click.UsageError("--lib is for Linux-class targets (MCU targets build a firmware image)")
         arena = mcu.fit(t, blob).ram.parts["arena"] if blob else 0
         with console.status(f"building firmware for {t.id} ({placement}) with {t.build['cc']}", spinner="dots"):
             fw = build_firmware(t, blob, placement=placement, arena_bytes=arena, out=out)
@@ -163,11 +168,12 @@ def build_cmd(target_id: str, out: Path | None, blob: Path | None, placement: st
     if blob:
         raise click.UsageError("--blob is for MCU targets (Linux targets load the blob at run time)")
     with console.status(f"building runtime for {t.id} with {t.build['cc']}", spinner="dots"):
-        result = build_runtime(t, out)
+        result = build_runtime(t, out, lib=lib)
     if as_json:
         _echo_json(result.to_json())
         return
-    click.echo(f"{'cached' if result.cached else 'built'}: {result.runner}", err=True)
+    product = result.directory / "libedgeq.so" if lib else result.runner
+    click.echo(f"{'cached' if result.cached else 'built'}: {product}", err=True)
     click.echo(str(result.directory))
 
 

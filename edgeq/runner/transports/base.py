@@ -15,9 +15,11 @@ import shlex
 import signal
 import subprocess
 import tempfile
+import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, ClassVar, Self
@@ -94,6 +96,29 @@ def kill_group(pgid: int) -> None:
         pass
 
 
+@contextmanager
+def deferred_interrupts() -> Iterator[None]:
+    """Holds SIGINT/SIGTERM back until the block ends, so a Ctrl-C cannot split a multi-step
+    commit; a signal that came meanwhile is raised right after (KeyboardInterrupt for Ctrl-C).
+
+    Python runs signal handlers in the main thread only, so only there can they be swapped (a
+    thread mask would not do: the kernel hands a process signal to any thread that accepts it).
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    pending: list[int] = []
+    previous = {s: signal.signal(s, lambda signum, _frame: pending.append(signum))
+                for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+        if pending:
+            signal.raise_signal(pending[0])
+
+
 def last_line(data: bytes) -> str:
     """The last non-empty line of a tool's stderr: where ssh/adb/qemu put the actual reason."""
     lines = [ln.strip() for ln in data.decode(errors="replace").splitlines() if ln.strip()]
@@ -162,6 +187,13 @@ class Transport(ABC):
     @abstractmethod
     def pull(self, remote_name: str, local_path: str | os.PathLike[str]) -> None:
         """Copies a workdir file to local_path via a local temp file and os.replace."""
+
+    @abstractmethod
+    def install(self, names: list[str], dest: str) -> None:
+        """Copies workdir files into the device directory `dest` (made if missing) so that a reader
+        sees either all the old files or all the new ones: each is staged under a hidden temp name
+        in `dest`, then all are renamed in one step that Ctrl-C cannot split. An interrupted or
+        failed install leaves `dest` as it was, temp files removed."""
 
     @abstractmethod
     def remove(self, name: str) -> None:

@@ -1,6 +1,8 @@
 """`local://` (this host) and `qemu-user://CPU` (this host, binaries run under qemu-aarch64).
 
 Both keep files in a private temp directory on the host; they differ only in the command prefix.
+Option `root=DIR` makes that directory inside DIR (default: the system temp dir), so several
+emulated "devices" on one host each have their own file system.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from edgeq.runner.transports.base import (
     ProcessTimeout,
     RunResult,
     Transport,
+    deferred_interrupts,
     run_process,
     temp_name,
 )
@@ -31,7 +34,10 @@ class _HostTransport(Transport):
     _dir = ""
 
     def _make_workdir(self) -> None:
-        self._dir = tempfile.mkdtemp(prefix="edgeq-")
+        root = self.opts.get("root")
+        if root is not None and not os.path.isdir(root):
+            raise self.error(f"root directory {root} does not exist")
+        self._dir = tempfile.mkdtemp(prefix="edgeq-", dir=root)
 
     def workdir(self) -> str:
         return self._dir
@@ -67,6 +73,21 @@ class _HostTransport(Transport):
         src = os.path.join(self._dir, self.check_name(remote_name))
         self.pull_via(remote_name, local_path, lambda tmp: shutil.copyfile(src, tmp))
 
+    def install(self, names: list[str], dest: str) -> None:
+        staged = {name: os.path.join(dest, temp_name(self.check_name(name))) for name in names}
+        try:
+            os.makedirs(dest, exist_ok=True)
+            for name, tmp in staged.items():
+                shutil.copy2(os.path.join(self._dir, name), tmp)
+            with deferred_interrupts():
+                for name, tmp in staged.items():
+                    os.replace(tmp, os.path.join(dest, name))
+        except OSError as e:
+            raise self.error(f"install into {dest} failed: {e.strerror or e}") from None
+        finally:
+            for tmp in staged.values():
+                Path(tmp).unlink(missing_ok=True)
+
     def remove(self, name: str) -> None:
         Path(self._dir, self.check_name(name)).unlink(missing_ok=True)
 
@@ -79,6 +100,7 @@ class LocalTransport(_HostTransport):
     """Runs on this host, e.g. the x86 runtime or anything binfmt_misc can start."""
 
     scheme = "local"
+    options = frozenset({"root"})
 
     def _open(self) -> None:
         parts = self.parts
@@ -106,7 +128,7 @@ class QemuUserTransport(_HostTransport):
     """
 
     scheme = "qemu-user"
-    options = frozenset({"plugin"})
+    options = frozenset({"plugin", "root"})
 
     def _open(self) -> None:
         parts = self.parts

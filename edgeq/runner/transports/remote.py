@@ -26,6 +26,7 @@ from edgeq.runner.transports.base import (
     last_line,
     log,
     run_process,
+    temp_name,
 )
 
 q = shlex.quote
@@ -108,6 +109,18 @@ class RemoteShellTransport(Transport):
             self.sh(script, "killing a timed-out command", timeout=min(self.timeout, KILL_TIMEOUT_S))
         except DeviceError as e:  # the device may be what hangs; the timeout error says enough
             log.warning("%s", e)
+
+    def install(self, names: list[str], dest: str) -> None:
+        """One script on the device; it ignores HUP/INT so a Ctrl-C on the host (which drops the
+        connection) cannot stop it between the renames."""
+        pairs = [(self.path(n), f"{dest}/{temp_name(n)}", f"{dest}/{n}") for n in names]
+        temps = " ".join(q(t) for _, t, _ in pairs)
+        script = "\n".join([
+            "trap '' HUP INT TERM",
+            f"mkdir -p {q(dest)} && " + " && ".join(f"cp -p {q(src)} {q(tmp)}" for src, tmp, _ in pairs)
+            + f" || {{ rm -f {temps}; exit 1; }}",
+            " && ".join(f"mv -f {q(tmp)} {q(final)}" for _, tmp, final in pairs)])
+        self.check(script, f"installing into {dest}")
 
     def remove(self, name: str) -> None:
         self.check(f"rm -f {q(self.path(name))}", f"removing {name}")
