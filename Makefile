@@ -10,6 +10,8 @@ demo: bootstrap
 	$(PY) examples/digits/demo.py
 	.venv/bin/edgeq deploy --target rpi5 examples/digits/models/cnn_t2_qat.pt2 \
 		--calib examples/digits/models/cnn_data.npz --runs 20
+	.venv/bin/edgeq deploy --target stm32h7 examples/digits/models/mlp_q4_qat.pt2 \
+		--calib examples/digits/models/mlp_data.npz --runs 20
 
 test: bootstrap
 	$(PY) -m pytest -n 2 -q tests
@@ -18,6 +20,7 @@ bench: bootstrap
 	.venv/bin/pip install -q -e ".[bench]"
 	$(PY) benchmarks/bench_pack.py
 	$(PY) benchmarks/bench_kernels.py --json bench_kernels.json
+	$(PY) benchmarks/bench_mcu.py
 
 lint: bootstrap
 	.venv/bin/ruff check edgeq tests tools benchmarks examples

@@ -51,7 +51,7 @@ class FirmwareBuild:
                 "cached": self.cached}
 
 
-def make_vars(target: Target, placement: str, public_key: bytes | None = None) -> dict[str, str]:
+def make_vars(target: Target, placement: str, public_key: bytes | None = None, tier: str = "auto") -> dict[str, str]:
     """The firmware Makefile's variables for this target and placement; a public key is compiled in and
     makes the image refuse every blob not signed by it."""
     if target.family != "mcu":
@@ -60,6 +60,10 @@ def make_vars(target: Target, placement: str, public_key: bytes | None = None) -
     cflags = [f for f in target.build["cflags"] if f not in ("-ffunction-sections", "-fdata-sections")]
     vars_ = {"CC": target.build["cc"], "TARGET_CFLAGS": " ".join(cflags), "EDGEQ_CORE": target.cpu["core"],
              "REQUIRE_SIGNATURE": "1" if target.section("security").get("require_signature") else "0"}
+    if tier not in ("auto", "ref"):
+        raise EdgeqError(f"firmware kernel tier must be 'auto' or 'ref', got {tier!r}")
+    if tier == "ref":
+        vars_["TIER"] = "ref"
     if public_key is not None:
         if len(public_key) != 32:
             raise EdgeqError(f"an Ed25519 public key is 32 bytes, got {len(public_key)}")
@@ -91,10 +95,10 @@ def _sections(size_text: str) -> dict[str, int]:
 
 def build_firmware(target: Target, blob: Path | None = None, *, placement: str = "emulated",
                    arena_bytes: int = 0, stack_bytes: int | None = None, out: Path | None = None,
-                   public_key: bytes | None = None, source: Path = RUNTIME_DIR) -> FirmwareBuild:
+                   public_key: bytes | None = None, tier: str = "auto", source: Path = RUNTIME_DIR) -> FirmwareBuild:
     """Builds (or reuses) the image; `blob` links a model into flash, `arena_bytes` sizes its static arena,
-    `public_key` makes it run only blobs signed by that key."""
-    vars_ = make_vars(target, placement, public_key)
+    `public_key` makes it run only blobs signed by that key, `tier="ref"` keeps to the reference kernels."""
+    vars_ = make_vars(target, placement, public_key, tier)
     cc, version = toolchain(target.build["cc"], target.build["package"])
     if shutil.which(cc[: -len("gcc")] + "objcopy" if cc.endswith("gcc") else "objcopy") is None:
         raise BuildError("arm-none-eabi-objcopy not found; install binutils-arm-none-eabi (tools/bootstrap.sh)")

@@ -253,8 +253,8 @@ def deploy_mcu(target: Target, url: str, default_connection: bool, model: Path, 
     source = "emulated" if emulated else "measured"
     hz = info.ticks_per_second
     stats = profile.latency_stats([t / hz for t in result.ticks], source)
-    table = profile.attach_modelled_layers(
-        profile.layer_stats([[(x.index, L.OP_NAMES.get(x.op, str(x.op)), x.kernel, x.ticks / hz) for x in layers]], source), estimate)
+    layer_rows = [(x.index, L.OP_NAMES.get(x.op, str(x.op)), x.kernel, x.ticks / hz) for x in layers]
+    table = profile.attach_modelled_layers(profile.layer_stats([layer_rows], source), estimate)
     modelled = [R.build(R.ModelledLatency, profile.modelled_latency(estimate))]
     counted = None
     if emulated:
@@ -266,7 +266,8 @@ def deploy_mcu(target: Target, url: str, default_connection: bool, model: Path, 
     energy = ModelledEnergy(target).energy(modelled[-1].ms, "modelled", modelled[-1].method)
     blob_in_ram = len(data) if opts.mode == "upload" else 0
     flash_used = info.flash_used if opts.mode == "linked" else info.flash_used + len(data)
-    ram_used = info.ram_used + blob_in_ram + verified.arena_bytes + verified.input_bytes * verified.max_batch
+    arena_outside_image = 0 if info.static_arena >= verified.arena_bytes else verified.arena_bytes  # else counted
+    ram_used = info.ram_used + blob_in_ram + arena_outside_image + verified.input_bytes * verified.max_batch
     stats_link = c.stats
     notes = []
     if default_connection:

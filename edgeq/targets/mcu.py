@@ -27,7 +27,7 @@ ELEMENT_BYTES = {F.FMT_F32: 4, F.FMT_F16: 2, F.FMT_I32: 4, F.FMT_I8: 1, F.FMT_U8
 WEIGHT_IDS = {fmt.id for fmt in FORMATS.values()}
 TEST_FLAGS = L.TENSOR_TEST_INPUT | L.TENSOR_TEST_OUTPUT | L.TENSOR_TEST_LABEL
 KERNEL_TIERS = [("helium", {"mve"}), ("cortex_m_dsp", {"dsp"})]  # best first; else the reference tier
-TIER_FORMATS = {"helium": {"t2", "t158", "q4", "i8"}, "cortex_m_dsp": {"t2", "t158", "q4", "i8"}}  # B1: ref
+TIER_FORMATS = {"helium": {"t2", "t158", "b1", "q4", "i8"}, "cortex_m_dsp": {"t2", "t158", "q4", "i8"}}  # else ref
 
 
 def _align(n: int, a: int) -> int:

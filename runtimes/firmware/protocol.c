@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "edgeq/edgeq.h"
+#include "edgeq/edgeq_blob.h"
 #include "edgeq/edgeq_pal.h"
 #include "fw.h"
 #include "protocol.h"
@@ -146,11 +147,14 @@ static size_t fmt_u(char *s, uint32_t v) { /* decimal, no printf on the device *
     return n;
 }
 
-/* msg: text with up to two "%u" */
+#define SAY_MAX 128 /* every buffer passed to say() holds at least this many bytes */
+typedef char say_fits_diag_message[EDGEQ_MESSAGE_MAX >= SAY_MAX ? 1 : -1];
+
+/* One line into buf (SAY_MAX bytes): fmt with up to two "%u"; cut short rather than overflow. */
 static const char *say(char *buf, const char *fmt, uint32_t a, uint32_t b) {
     size_t o = 0;
     int arg = 0;
-    for (; *fmt && o < 120; fmt++) {
+    for (; *fmt && o + 11 < SAY_MAX; fmt++) { /* room for a 10-digit number and the NUL */
         if (fmt[0] == '%' && fmt[1] == 'u') {
             o += fmt_u(buf + o, arg++ ? b : a);
             fmt++;
@@ -246,7 +250,7 @@ static void send_load_status(uint8_t seq) {
 }
 
 static void on_load_begin(uint8_t seq, const uint8_t *p, size_t n) {
-    char msg[128];
+    char msg[SAY_MAX];
     uint32_t size, crc;
     if (n != 8) return send_error(seq, EQP_E_BAD_REQUEST, 0, "LOAD_BEGIN takes size and crc32");
     size = rd32(p);
@@ -301,6 +305,9 @@ static void on_verify(uint8_t seq, const uint8_t *p, size_t n) {
     forget_model();
     edgeq_default_options(&opt);
     opt.max_batch = rd16(p + 2) ? rd16(p + 2) : 1;
+#ifdef EDGEQ_FW_TIER_ref
+    opt.tier = EDGEQ_TIER_REF; /* an image built with TIER=ref, to compare the Cortex-M tiers against */
+#endif
     if (source == 0) {
         if (!upload.active || upload.received != upload.size)
             return send_error(seq, EQP_E_STATE, 0,
@@ -348,7 +355,7 @@ static void on_verify(uint8_t seq, const uint8_t *p, size_t n) {
         forget_model();
         return send_error(seq, EQP_E_TOO_LARGE, 0, "no RAM left for the input buffer");
     }
-    nt = edgeq_test_tensor(run.model, 0x8u /* EDGEQ_TENSOR_TEST_INPUT */, 0, &tests) == EDGEQ_OK && in.sample_bytes
+    nt = edgeq_test_tensor(run.model, EDGEQ_TENSOR_TEST_INPUT, 0, &tests) == EDGEQ_OK && in.sample_bytes
              ? tests.sample_bytes / in.sample_bytes : 0;
     run.blob = blob;
     run.size = size;
@@ -388,7 +395,7 @@ static void on_input(uint8_t seq, const uint8_t *p, size_t n) {
 }
 
 static void on_run(uint8_t seq, const uint8_t *p, size_t n) {
-    char msg[128];
+    char msg[SAY_MAX];
     uint8_t *out = reply + EQP_HEADER;
     edgeq_tensor_info_t in, tests;
     const uint8_t *src;
@@ -411,7 +418,7 @@ static void on_run(uint8_t seq, const uint8_t *p, size_t n) {
         if (first > run.n_tests || batch > run.n_tests - first)
             return send_error(seq, EQP_E_RANGE, 0, say(msg, "bundled samples %u.. beyond the %u bundled", first,
                                                        run.n_tests));
-        edgeq_test_tensor(run.model, 0x8u, 0, &tests);
+        edgeq_test_tensor(run.model, EDGEQ_TENSOR_TEST_INPUT, 0, &tests);
         src = (const uint8_t *)tests.data + (size_t)first * run.in_bytes;
     } else if (source != 0) {
         return send_error(seq, EQP_E_BAD_REQUEST, 0, "RUN source must be 0 (input buffer) or 1 (bundled)");

@@ -1,6 +1,6 @@
 /*
  * Bare-metal check that the Cortex-M DSP tier (and Helium, on the M55) is bit-exact with the reference tier, run under
- * qemu-system-arm by tests/test_mcu.py. T2, T158, Q4, I8 with random weights (every code value, Q4 zero points 0..15 or none),
+ * qemu-system-arm by tests/test_mcu.py. T2, T158, Q4, I8 (and B1 where the tier has it) with random weights (every code value, Q4 zero points 0..15 or none),
  * activations with -128 and 127, fp16 block scales and fp32 row sums, mat-vec and GEMM, several shapes.
  * Reports through semihosting: "cm-kernels ok <tier> <cases>" per tier and exit 0, or the first mismatch and
  * exit 1.
@@ -68,6 +68,7 @@ static int one_case(const eq_kernel_tier_t *tier, int fmt, int acc_kind, int blo
     eq_acts_t a;
     int i, code_bytes = fmt == EQ_F_T2     ? EDGEQ_T2_CODE_BYTES
                         : fmt == EQ_F_T158 ? EDGEQ_T158_CODE_BYTES
+                        : fmt == EQ_F_B1   ? EDGEQ_B1_CODE_BYTES
                         : fmt == EQ_F_Q4   ? block / 2
                                            : block;
     memset(&w, 0, sizeof w);
@@ -107,18 +108,19 @@ static int one_case(const eq_kernel_tier_t *tier, int fmt, int acc_kind, int blo
 }
 
 static int check_tier(const eq_kernel_tier_t *tier) {
-    static const int fmts[4] = {EQ_F_T2, EQ_F_T158, EQ_F_Q4, EQ_F_I8};
+    static const int fmts[5] = {EQ_F_T2, EQ_F_T158, EQ_F_B1, EQ_F_Q4, EQ_F_I8};
     char line[80], *p;
     uint32_t cases = 0;
     size_t len = strlen(tier->name);
     int f, acc_kind, n, t, z;
     for (t = 0; t < 4; t++)
-        for (f = 0; f < 4; f++)
-            for (acc_kind = 0; acc_kind < 2; acc_kind++)
+        for (f = 0; f < 5; f++)
+            for (acc_kind = 0; acc_kind < 2 && tier->fmt[fmts[f]].dot[0][0].fn; acc_kind++) /* formats it has */
                 for (n = 1; n <= MAX_N; n++)
                     for (z = 0; z < (fmts[f] == EQ_F_Q4 ? 2 : 1); z++) {
                         int block = fmts[f] == EQ_F_T2 || fmts[f] == EQ_F_T158 ? 256
                                     : fmts[f] == EQ_F_I8                      ? EDGEQ_I8_BLOCK
+                                    : fmts[f] == EQ_F_B1                      ? EDGEQ_B1_BLOCK
                                                                               : 32 << (t % 3);
                         int rows = 1 + (int)(next() % MAX_ROWS), cols = 1 + (int)(next() % MAX_COLS);
                         if (!one_case(tier, fmts[f], acc_kind, block, rows, cols, n, z)) {

@@ -1,6 +1,6 @@
 /*
  * Helium (M-profile Vector Extension) tier for the Cortex-M55: T2, T158, Q4 and I8 dot kernels on VMLADAVA, a
- * 16-lane int8 multiply with the sum accumulated into a scalar.
+ * 16-lane int8 multiply with the sum accumulated into a scalar; B1 weights as lane predicates of VADDVA.
  *
  * T2 needs no reordering: the 16 code bytes at 32h + m hold, in bit pair l, the codes of the 16
  * consecutive elements 128h + 32l + m ..; one VLDRB and four shift/mask steps give four code vectors.
@@ -69,6 +69,18 @@ static int32_t t158_block(const uint8_t *q, const int8_t *x) {
     return s;
 }
 
+/* B1 (bit set = -1): the block's 64 bits are four 16-lane predicates; sum(w x) = sum(x) - 2 * sum(x where set). */
+static int32_t b1_set_sum(const uint8_t *q, const int8_t *x) {
+    int32_t s = 0;
+    int k;
+    for (k = 0; k < 4; k++) {
+        uint16_t bits;
+        memcpy(&bits, q + 2 * k, sizeof bits);
+        s = vaddvaq_p_s8(s, vld1q_s8(x + 16 * k), (mve_pred16_t)bits);
+    }
+    return s;
+}
+
 static int32_t q4_block(const uint8_t *q, const int8_t *x, int block) {
     const uint8x16_t low = vdupq_n_u8(15);
     int32_t s = 0;
@@ -97,6 +109,8 @@ static int32_t block_isum(const eq_weights_t *w, int r, int b, const int8_t *x, 
         return (int32_t)((uint32_t)t2_block(row + (size_t)b * EDGEQ_T2_CODE_BYTES, xb) - (uint32_t)sums[b]);
     case EQ_F_T158:
         return (int32_t)((uint32_t)t158_block(row + (size_t)b * EDGEQ_T158_CODE_BYTES, xb) - (uint32_t)sums[b]);
+    case EQ_F_B1:
+        return sums[b] - 2 * b1_set_sum(row + (size_t)b * EDGEQ_B1_CODE_BYTES, xb);
     case EQ_F_Q4: {
         int32_t zero = w->zeros ? w->zeros[(size_t)r * (size_t)w->n_blocks + (size_t)b] : 8;
         return q4_block(row + (size_t)b * (size_t)(w->block / 2), xb, w->block) - zero * sums[b];
@@ -135,7 +149,7 @@ const eq_kernel_tier_t eq_cm_mve_tier = {
     {
         {mve_prep_bytes, mve_prep, MVE_DOTS("t2"), NULL, NULL},
         {mve_prep_bytes, mve_prep, MVE_DOTS("t158"), NULL, NULL},
-        {NULL, NULL, {{NONE, NONE}, {NONE, NONE}}, NULL, NULL},
+        {mve_prep_bytes, mve_prep, MVE_DOTS("b1"), NULL, NULL}, /* B1 x B1 (XNOR) stays on ref */
         {mve_prep_bytes, mve_prep, MVE_DOTS("q4"), NULL, NULL},
         {mve_prep_bytes, mve_prep, MVE_DOTS("i8"), NULL, NULL},
     },
