@@ -310,6 +310,8 @@ def test_linux_board_through_a_labgrid_network_service(farm, tmp_path):
                 dev.push(probe, "hello.txt")
                 res = dev.run(["cat", "hello.txt"], timeout=30)
                 assert res.returncode == 0 and res.stdout == b"over labgrid\n"
+                dev.install(["hello.txt"], str(tmp_path / "installed"))  # the "Pi" is this host: look directly
+                assert (tmp_path / "installed" / "hello.txt").read_text() == "over labgrid\n"
                 desc = dev.describe()
                 assert desc["scheme"] == "labgrid" and desc["labgrid_place"] == "my-pi" and desc["port"] == sshd.port
             assert farm.acquired_by("my-pi") == "None"

@@ -303,6 +303,9 @@ class LabgridTransport(Transport):
     def pull(self, remote_name: str, local_path: str | os.PathLike[str]) -> None:
         self.inner.pull(remote_name, local_path)
 
+    def install(self, names: list[str], dest: str) -> None:
+        self.inner.install(names, dest)
+
     def remove(self, name: str) -> None:
         self.inner.remove(name)
 
