@@ -63,6 +63,7 @@ ram_origin = 0x20000000
 ram_kb = 4096
 uart_base = 0x40004000
 core_hz = 25000000
+uart_rx_irq = 0
 source = "test"
 
 [security]

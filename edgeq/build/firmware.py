@@ -71,7 +71,8 @@ def make_vars(target: Target, placement: str, public_key: bytes | None = None, t
         vars_["PUBLIC_KEY_DEFS"] = "-DEDGEQ_PUBLIC_KEY=" + ",".join(f"{b:#04x}" for b in public_key)
     if placement == "emulated":
         vars_["BOARD"] = "cmsdk"
-        vars_["BOARD_DEFS"] = f"-DEDGEQ_UART_BASE={emu['uart_base']:#x}u -DEDGEQ_CORE_HZ={emu['core_hz']}u"
+        vars_["BOARD_DEFS"] = (f"-DEDGEQ_UART_BASE={emu['uart_base']:#x}u -DEDGEQ_CORE_HZ={emu['core_hz']}u "
+                               f"-DEDGEQ_UART_IRQ={emu['uart_rx_irq']}")
     elif placement == "board":
         fw = target.section("firmware")
         if not fw.get("board"):

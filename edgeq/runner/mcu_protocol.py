@@ -31,6 +31,7 @@ ERROR = 0xE0
 REPLY_TO = {HELLO: INFO, LOAD_BEGIN: LOAD_STATUS, LOAD_CHUNK: LOAD_STATUS, VERIFY: VERIFIED, INPUT: INPUT_STATUS,
             RUN: RESULT, READ_OUTPUT: OUTPUT, PROFILE: LAYERS}
 FRAME_ERRORS = range(1, 16)  # the device got a damaged frame: resend
+E_RUNTIME = 22
 ERROR_NAMES = {1: "FRAME_CRC", 2: "FRAME_LENGTH", 3: "FRAME_OVERFLOW", 4: "FRAME_COBS", 16: "UNKNOWN_TYPE",
                17: "BAD_REQUEST", 18: "STATE", 19: "RANGE", 20: "TOO_LARGE", 21: "VERIFY", 22: "RUNTIME"}
 SOURCE_UPLOADED, SOURCE_LINKED = 0, 1
@@ -179,7 +180,7 @@ class Client:
 
     def request(self, ftype: int, payload: bytes = b"", timeout: float | None = None) -> bytes:
         """Sends one request until its reply arrives intact; returns the reply's payload."""
-        self._seq = (self._seq + 1) & 0xFF
+        self._seq = self._seq % 255 + 1  # 1..255: seq 0 is the device's own (frame errors, faults)
         seq = self._seq
         frame = encode_frame(ftype, seq, payload)
         self.stats.requests += 1
@@ -203,6 +204,9 @@ class Client:
                     if code in FRAME_ERRORS:
                         self.stats.frame_errors += 1
                         break
+                    if rseq == 0 and code == E_RUNTIME:  # a fault handler ran: the device is stuck until reset
+                        raise DeviceError(f"{self.stream.url}: the device faulted "
+                                          f"({body[4:].decode(errors='replace')}) during {_NAMES[ftype]}")
                     if rseq == seq:
                         name = ERROR_NAMES.get(code, str(code))
                         raise ProtocolError(f"{self.stream.url}: device refused {_NAMES[ftype]} ({name}): "

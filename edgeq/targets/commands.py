@@ -142,8 +142,8 @@ def validate_cmd(files: tuple[Path, ...], as_json: bool) -> None:
               "library (no NEEDED entries) plus include/edgeq/*.h (docs/android.md).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def build_cmd(target_id: str, out: Path | None, blob: Path | None, placement: str, lib: bool, as_json: bool) -> None:
-    """Cross-compile the runtime for a target (Linux: edgeq_runner or --lib; MCU: firmware.elf/.bin); prints the
-    directory."""
+    """Cross-compile the runtime for a target (Linux: edgeq_runner, or --lib; MCU: firmware.elf/.bin); prints the
+    build directory."""
     from edgeq.build import build_runtime
 
     t = registry.get_target(target_id)
@@ -152,7 +152,8 @@ def build_cmd(target_id: str, out: Path | None, blob: Path | None, placement: st
         from edgeq.build.firmware import build_firmware
 
         if lib:
-            raise click.UsageError("--lib is for Linux-class targets (MCU targets build a firmware image)")
+            raise click.UsageError("--lib builds a shared library for Linux-class targets; MCU targets build firmware")
+
         arena = mcu.fit(t, blob).ram.parts["arena"] if blob else 0
         with console.status(f"building firmware for {t.id} ({placement}) with {t.build['cc']}", spinner="dots"):
             fw = build_firmware(t, blob, placement=placement, arena_bytes=arena, out=out)

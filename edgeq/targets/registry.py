@@ -133,6 +133,7 @@ SCHEMA: dict[str, Section] = {
         "uart_base": Key(int, "CMSDK UART0 base address (as seen by the core after reset)"),
         "core_hz": Key(int, "system clock of the emulated image that SysTick counts (qemu's sysclk_frq)",
                        positive=True),
+        "uart_rx_irq": Key(int, "external interrupt number of UART0's receive interrupt (wakes the idle core)"),
         "source": SOURCE,
     }, ("mcu",)),
     "firmware": Section({

@@ -112,3 +112,7 @@ void board_uart_putc(uint8_t c) {
 }
 
 uint32_t board_core_hz(void) { return EDGEQ_CORE_HZ; }
+
+void board_idle(void) {} /* polls: a real core's idle spin costs nobody anything */
+
+void board_uart_irq(void) {}

@@ -17,6 +17,10 @@ int board_uart_getc(void);
 void board_uart_putc(uint8_t c);
 /* Frequency of the core clock that SysTick counts (CLKSOURCE = processor clock). */
 uint32_t board_core_hz(void);
+/* Waits (e.g. WFI) until a byte may have arrived, or returns at once where the board just polls. */
+void board_idle(void);
+/* The UART receive interrupt (boards that define EDGEQ_UART_IRQ): it only has to wake board_idle. */
+void board_uart_irq(void);
 extern const char board_name[];
 
 /* pal_cortex_m.c: starts SysTick free-running at the core clock (24-bit, wraps counted in its IRQ). */

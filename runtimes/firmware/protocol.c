@@ -532,6 +532,7 @@ void protocol_loop(void) {
     for (;;) {
         int c = board_uart_getc();
         if (c < 0) {
+            if (!rx_len) board_idle(); /* between frames: sleep until the next byte */
             if (rx_len && edgeq_pal_ticks() - last_byte > idle_limit) c = 0; /* lost delimiter: end it here */
             else continue;
         } else {

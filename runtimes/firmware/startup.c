@@ -19,7 +19,13 @@ static void BusFault_Handler(void) { fw_fault("bus fault"); }
 static void UsageFault_Handler(void) { fw_fault("usage fault"); }
 static void Default_Handler(void) { fw_fault("unexpected interrupt"); }
 
-__attribute__((section(".isr_vector"), used)) void (*const edgeq_vectors[16])(void) = {
+#ifdef EDGEQ_UART_IRQ /* the board wakes from WFI on its UART's receive interrupt */
+#define VECTORS (16 + EDGEQ_UART_IRQ + 1)
+#else
+#define VECTORS 16
+#endif
+
+__attribute__((section(".isr_vector"), used)) void (*const edgeq_vectors[VECTORS])(void) = {
     (void (*)(void))(uintptr_t)&__StackTop,
     Reset_Handler,
     Default_Handler,    /* NMI */
@@ -34,6 +40,9 @@ __attribute__((section(".isr_vector"), used)) void (*const edgeq_vectors[16])(vo
     0,
     Default_Handler,    /* PendSV */
     SysTick_Handler,
+#ifdef EDGEQ_UART_IRQ
+    [16 + EDGEQ_UART_IRQ] = board_uart_irq, /* other external interrupts are never enabled */
+#endif
 };
 
 #define SCB_CPACR (*(volatile uint32_t *)0xE000ED88u)
