@@ -71,8 +71,8 @@ def ggml_build_dir() -> Path:
     return CACHE / f"ggml-build-{LLAMA_VER}-{cpu_key()}"
 
 
-def build_ggml() -> Path:
-    """ggml from the llama-cpp-python sdist's vendor/llama.cpp, built once into the cache."""
+def ggml_source() -> Path:
+    """vendor/llama.cpp/ggml of the llama-cpp-python sdist, downloaded and unpacked once into the cache."""
     src = CACHE / f"llama_cpp_python-{LLAMA_VER}"
     if not src.is_dir():
         with tempfile.TemporaryDirectory() as tmp:
@@ -82,6 +82,12 @@ def build_ggml() -> Path:
                 tf.extractall(CACHE)
     g = src / "vendor" / "llama.cpp" / "ggml"
     (g / "ggml.pc.in").touch()  # missing from the sdist; CMake configure_file needs it
+    return g
+
+
+def build_ggml() -> Path:
+    """ggml from the llama-cpp-python sdist's vendor/llama.cpp, built once into the cache."""
+    g = ggml_source()
     out = ggml_build_dir()
     if not (out / "src" / "libggml-cpu.a").is_file():
         log("building ggml (once) ...")

@@ -108,8 +108,18 @@ def _ptr(a: np.ndarray | None) -> int | None:
     return None if a is None else a.ctypes.data
 
 
-def run_case(lib: C.CDLL, tier: str, case: Case, seed: int) -> tuple[str | None, np.ndarray, np.ndarray]:
-    """(kernel name or None if the tier lacks it, got [n, rows], expected [n, rows]) over rows [r0, r1)."""
+@dataclass
+class Inputs:
+    """The buffers of one kernel call and the numpy expectation (rows outside [r0, r1) stay -7)."""
+
+    p: PackedTensor
+    x: np.ndarray  # int8 [n, padded_cols], or packed B1 bits for XNOR
+    scales: np.ndarray
+    acc: np.ndarray  # initial accumulator buffer [n, rows]
+    want: np.ndarray
+
+
+def case_inputs(case: Case, seed: int) -> Inputs:
     rng = np.random.default_rng(seed)
     p = random_weights(case, rng)
     acc_dtype = np.int32 if case.acc == ACC_ROW or case.xnor else np.float32
@@ -118,18 +128,27 @@ def run_case(lib: C.CDLL, tier: str, case: Case, seed: int) -> tuple[str | None,
         from edgeq.formats.b1 import pack_binary_activations
 
         xbits = np.ascontiguousarray(pack_binary_activations(rng.normal(size=(case.n, case.cols))))
-        name = lib.eqt_xnor(TIERS[tier], case.rows, case.cols, p.codes.shape[1], _ptr(p.codes), _ptr(xbits), case.n,
-                            0, case.rows, _ptr(acc))
-        return (name.decode() if name else None), acc, expected_xnor(p, xbits, case.cols)
+        return Inputs(p, xbits, np.ascontiguousarray(p.scales), acc, expected_xnor(p, xbits, case.cols))
     x = np.zeros((case.n, p.padded_cols), np.int8)
     x[:, : case.cols] = rng.integers(-128, 128, (case.n, case.cols))
     x[:, : min(case.cols, 40)] = rng.choice([-128, 127], (case.n, min(case.cols, 40)))  # saturation edges
-    scales = np.ascontiguousarray(p.scales)
-    name = lib.eqt_dot(TIERS[tier], FMT_INDEX[case.fmt], case.acc, case.block, case.rows, case.cols, p.codes.shape[1],
-                       _ptr(p.codes), _ptr(scales), _ptr(p.zeros), _ptr(x), case.n, case.r0, case.r1, _ptr(acc))
     want = expected(p, x)
     want[:, : case.r0] = -7  # rows outside [r0, r1) must stay untouched
-    return (name.decode() if name else None), acc, want
+    return Inputs(p, x, np.ascontiguousarray(p.scales), acc, want)
+
+
+def run_case(lib: C.CDLL, tier: str, case: Case, seed: int) -> tuple[str | None, np.ndarray, np.ndarray]:
+    """(kernel name or None if the tier lacks it, got [n, rows], expected [n, rows]) over rows [r0, r1)."""
+    d = case_inputs(case, seed)
+    p, acc = d.p, d.acc
+    if case.xnor:
+        name = lib.eqt_xnor(TIERS[tier], case.rows, case.cols, p.codes.shape[1], _ptr(p.codes), _ptr(d.x), case.n,
+                            0, case.rows, _ptr(acc))
+    else:
+        name = lib.eqt_dot(TIERS[tier], FMT_INDEX[case.fmt], case.acc, case.block, case.rows, case.cols,
+                           p.codes.shape[1], _ptr(p.codes), _ptr(d.scales), _ptr(p.zeros), _ptr(d.x), case.n, case.r0,
+                           case.r1, _ptr(acc))
+    return (name.decode() if name else None), acc, d.want
 
 
 def check_all(lib_path: str | Path, quick: bool = False) -> int:

@@ -49,11 +49,12 @@ def abi_client(android_lib) -> Path:
     return exe
 
 
-def run_client(client: Path, blob: Path, x: np.ndarray, tmp_path: Path) -> tuple[str, list[bytes]]:
+def run_client(client: Path, blob: Path, x: np.ndarray, tmp_path: Path, cpu: str = "max") -> tuple[str, list[bytes]]:
     """Runs the client on x under qemu; (stdout, raw bytes of each graph output)."""
     inp = tmp_path / "input.bin"
     np.ascontiguousarray(x).tofile(inp)
-    res = subprocess.run([*QEMU, str(client), str(blob), str(inp), str(tmp_path)], capture_output=True,
+    qemu = [QEMU[0], "-cpu", cpu, *QEMU[3:]]
+    res = subprocess.run([*qemu, str(client), str(blob), str(inp), str(tmp_path)], capture_output=True,
                          text=True, timeout=300, check=False)
     assert res.returncode == 0, res.stdout + res.stderr
     n = int(re.search(r"outputs (\d+)", res.stdout).group(1))
@@ -102,10 +103,24 @@ def test_abi_client_runs_digits_under_qemu_like_the_host_reference(abi_client, t
     np.testing.assert_array_equal(got, want)
     assert got.argmax(1).tolist() == want.argmax(1).tolist()
     assert (got.argmax(1) == y_test[:32]).mean() > 0.8
-    assert "tier ref" in stdout and "batch 32" in stdout
+    # the freestanding lib finds SDOT through ID_AA64ISAR0_EL1 (no getauxval without libc)
+    assert "tier neon_dotprod" in stdout and "batch 32" in stdout
     assert "null-arena EDGEQ_E_NO_MEMORY" in stdout  # no allocator hook: the caller brings the arena
     assert "over-batch EDGEQ_E_BATCH: batch 33 outside 1..32" in stdout
     assert re.search(r"corrupt EDGEQ_E_\w+_CRC: \w+ .*checksum mismatch", stdout), stdout
+
+
+def test_freestanding_lib_picks_neon_on_a_core_without_dotprod(abi_client, tmp_path):
+    """Cortex-A53: ID_AA64ISAR0_EL1 has no DP field, so the runtime takes the ARMv8.0 tier (no SIGILL)."""
+    from conftest import digits_blob_graph
+
+    g, _, x_test, _ = digits_blob_graph("mlp_t2_qat", "t2", n_tests=4)
+    write_blob(g, tmp_path / "mlp.edgeq")
+    x = x_test[:32].astype(np.float32)
+    stdout, (raw,) = run_client(abi_client, tmp_path / "mlp.edgeq", x, tmp_path, cpu="cortex-a53")
+    want = reference.run(g, [x])[0]
+    np.testing.assert_array_equal(np.frombuffer(raw, want.dtype).reshape(want.shape), want)
+    assert "tier neon " in stdout
 
 
 def test_every_op_with_softmax_runs_on_the_freestanding_lib(abi_client, tmp_path):

@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 APT_PACKAGES=(
   build-essential cmake pkg-config python3-venv
   qemu-user qemu-system-arm
-  gcc-aarch64-linux-gnu libc6-dev-arm64-cross
+  gcc-aarch64-linux-gnu g++-aarch64-linux-gnu libc6-dev-arm64-cross
   gcc-arm-none-eabi libnewlib-arm-none-eabi
   yosys iverilog
   openssh-server openssh-client adb

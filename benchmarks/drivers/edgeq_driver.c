@@ -1,5 +1,5 @@
 /* Times edgeq_run on one blob (mat-vec or small batch, incl. the graph's input quantize op).
- * usage: edgeq_driver BLOB [threads] [batch] */
+ * usage: edgeq_driver BLOB [threads] [batch] [tier]   (tier: an EDGEQ_TIER_* number, default auto) */
 #include "bench_common.h"
 #include <string.h>
 #include "edgeq/edgeq.h"
@@ -9,7 +9,7 @@ static uint32_t batch = 1;
 static int body(void *ctx) { return edgeq_run((edgeq_model_t *)ctx, batch) == EDGEQ_OK ? 0 : 1; }
 
 int main(int argc, char **argv) {
-    if (argc < 2) { fprintf(stderr, "usage: %s BLOB [threads] [batch]\n", argv[0]); return 2; }
+    if (argc < 2) { fprintf(stderr, "usage: %s BLOB [threads] [batch] [tier]\n", argv[0]); return 2; }
     FILE *f = fopen(argv[1], "rb");
     if (!f) { perror(argv[1]); return 2; }
     fseek(f, 0, SEEK_END);
@@ -24,6 +24,7 @@ int main(int argc, char **argv) {
     o.threads = argc > 2 ? (uint32_t)atoi(argv[2]) : 1;
     batch = argc > 3 ? (uint32_t)atoi(argv[3]) : 1;
     o.max_batch = batch;
+    o.tier = argc > 4 ? (uint32_t)atoi(argv[4]) : EDGEQ_TIER_AUTO;
     edgeq_model_t *m = NULL;
     edgeq_status_t st = edgeq_create(blob, (size_t)size, &o, NULL, 0, &m, &d);
     if (st != EDGEQ_OK) { fprintf(stderr, "create: %s %s\n", edgeq_strerror(st), d.message); return 1; }

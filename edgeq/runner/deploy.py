@@ -187,6 +187,12 @@ def count_instructions(plan: Plan, runner: Path, blob: Path, timeout: float, sig
     return (totals[1] - totals[0]) // 10
 
 
+def kernels_by_format(formats: list[str], layer_kernels: list[str]) -> dict[str, str]:
+    """Weight format -> the kernels the runtime reported for it (names are tier/format_kind, e.g.
+    neon_dotprod/t2_block_matvec), so the report says what ran on the device, not what was hoped for."""
+    return {f: ", ".join(sorted({k for k in layer_kernels if f"/{f}_" in k})) or "none ran" for f in formats}
+
+
 def check_accuracy(blob_path: Path, outputs: list) -> dict:
     """Device outputs of the bundled inputs vs the host reference outputs stored in the blob."""
     g = read_blob(blob_path).graph
@@ -264,8 +270,8 @@ def deploy(target_id: str, model: Path, *, fmt: str | None = None, connect: str 
         device=R.DeviceInfo(plan.url, desc.get("scheme", ""), desc.get("host", "") or "", bool(desc.get("emulated")),
                             plan.device_name, plan.default_connection),
         blob=R.BlobInfo(blob_name, blob_bytes, formats),
-        build=R.BuildInfo(str(build.runner), {f: "ref" for f in formats}, list(build.config.make_vars().get(
-            "TARGET_CFLAGS", "").split())),
+        build=R.BuildInfo(str(build.runner), kernels_by_format(formats, [x["kernel"] for x in data["layers"]]),
+                          list(build.config.make_vars().get("TARGET_CFLAGS", "").split())),
         verdict=R.Verdict(bool(metrics["passed"]), 0 if metrics["passed"] else AccuracyError.exit_code),
         latency=R.Latency(warmup, R.build(R.LatencyStats, stats), modelled, counted, R.build(R.LayerTable, table)),
         load=R.LoadTime(source, data["load_ns"] / 1e6, 0.0),

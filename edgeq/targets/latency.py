@@ -31,27 +31,29 @@ class KernelCost:
     """Executed instructions per weight of one mat-vec kernel (everything a call does, set-up excluded)."""
 
     insn_per_weight: float
-    status: str  # measured | peer-measured | placeholder | estimate
+    status: str  # emulated | peer-measured | placeholder | estimate
     source: str
 
 
 GGML_A76 = "DESIGN §6: qemu-aarch64 -cpu cortex-a76 insn plugin, gcc 12 -O2 -mcpu=cortex-a76, 1024x4096 mat-vec"
-PLACEHOLDER = "placeholder until the NEON kernel issue measures edgeq's kernel under qemu: ggml's figure for {}"
+EDGEQ_A76 = ("emulated: benchmarks/bench_arm.py (results/bench_arm-e93f9ee.json), qemu-aarch64 -cpu cortex-a76 insn "
+             "plugin, gcc 12 -O3 -mcpu=cortex-a76, 4096x4096 edgeq_run incl. the quantize op")
 KERNEL_COSTS: dict[str, KernelCost] = {
     # Peers, measured (the only measured figures so far).
     "ggml/tq2_0": KernelCost(0.34, "peer-measured", GGML_A76),
     "ggml/tq1_0": KernelCost(0.52, "peer-measured", GGML_A76),
     "ggml/q4_0": KernelCost(0.68, "peer-measured", GGML_A76),
-    # edgeq NEON dotprod tier: placeholders = the peer figure of the equivalent format.
-    "neon_dotprod/t2_matvec": KernelCost(0.34, "placeholder", PLACEHOLDER.format("TQ2_0")),
-    "neon_dotprod/t158_matvec": KernelCost(0.52, "placeholder", PLACEHOLDER.format("TQ1_0")),
-    "neon_dotprod/q4_matvec": KernelCost(0.68, "placeholder", PLACEHOLDER.format("Q4_0")),
-    "neon_dotprod/i8_matvec": KernelCost(0.15, "estimate", "estimate: one LD1 + one SDOT per 16 weights + loop"),
-    "neon_dotprod/b1_matvec": KernelCost(0.35, "estimate", "estimate: bit expand to +-1 bytes, then SDOT"),
+    # edgeq NEON dotprod tier, counted under qemu (T2/T158: the packer's default per-tensor scale).
+    "neon_dotprod/t2_matvec": KernelCost(0.173, "emulated", EDGEQ_A76),
+    "neon_dotprod/t158_matvec": KernelCost(0.407, "emulated", EDGEQ_A76),
+    "neon_dotprod/q4_matvec": KernelCost(0.431, "emulated", EDGEQ_A76 + ", group 32"),
+    "neon_dotprod/i8_matvec": KernelCost(0.15, "estimate", "estimate: one LD1 + one SDOT per 16 weights + loop "
+                                                           "(bench_arm.py counts 0.196 with the quantize op)"),
+    "neon_dotprod/b1_matvec": KernelCost(0.254, "emulated", EDGEQ_A76),
     "neon_dotprod/b1_xnor_matvec": KernelCost(0.05, "estimate", "estimate: EOR + CNT + ADALP per 128 weights"),
-    # Armv8.0 NEON tier (no SDOT): widening multiply-accumulate, about twice the dotprod work.
-    **{f"neon/{f}_matvec": KernelCost(c, "estimate", "estimate: SMLAL/SADALP instead of SDOT (~2x dotprod tier)")
-       for f, c in {"t2": 0.7, "t158": 1.0, "q4": 1.3, "i8": 0.3, "b1": 0.7}.items()},
+    # Armv8.0 NEON tier (no SDOT): widening multiply-accumulate, counted the same way.
+    **{f"neon/{f}_matvec": KernelCost(c, "emulated", EDGEQ_A76)
+       for f, c in {"t2": 0.374, "t158": 0.587, "q4": 0.556, "i8": 0.383, "b1": 0.391}.items()},
     "neon/b1_xnor_matvec": KernelCost(0.05, "estimate", "estimate: EOR + CNT + ADALP per 128 weights"),
     # x86 AVX2 tier: placeholders until `edgeq bench` (C runtime issue) measures them.
     **{f"avx2/{f}_matvec": KernelCost(c, "placeholder", "placeholder: half the NEON dotprod figure (256-bit vs "

@@ -78,6 +78,11 @@ extern const eq_kernel_tier_t eq_cm_dsp_tier; /* Cortex-M DSP extension: known a
 #if defined(__ARM_FEATURE_MVE)
 extern const eq_kernel_tier_t eq_cm_mve_tier; /* Helium (Cortex-M55) */
 #endif
+#if defined(__aarch64__)
+extern const eq_kernel_tier_t eq_neon_tier, eq_neon_dotprod_tier; /* one source, kernels/neon */
+int eq_neon_cpu_ok(void);
+int eq_neon_dotprod_cpu_ok(void);
+#endif
 
 /* Exact IEEE half -> single conversion (the ref tier's; SIMD tiers use F16C). */
 float eq_f16_to_f32(uint16_t h);

@@ -26,6 +26,16 @@ edgeq_status_t eq_select_tier(uint32_t requested, const eq_kernel_tier_t **tier,
         return EDGEQ_OK;
     }
 #endif
+#if defined(__aarch64__)
+    if ((requested == EDGEQ_TIER_AUTO || requested == EDGEQ_TIER_NEON_DOTPROD) && eq_neon_dotprod_cpu_ok()) {
+        *tier = &eq_neon_dotprod_tier;
+        return EDGEQ_OK;
+    }
+    if ((requested == EDGEQ_TIER_AUTO || requested == EDGEQ_TIER_NEON) && eq_neon_cpu_ok()) {
+        *tier = &eq_neon_tier;
+        return EDGEQ_OK;
+    }
+#endif
     if (requested == EDGEQ_TIER_AUTO) return EDGEQ_OK;
     return eq_fail(diag, EDGEQ_E_TIER, "kernel tier %u is not available on this CPU or build", requested);
 }

@@ -12,6 +12,10 @@ static const eq_kernel_tier_t *tier_by_index(int tier) {
     if (tier == 1 && eq_avx2_cpu_ok()) return &eq_avx2_tier;
     if (tier == 2 && eq_vnni_cpu_ok()) return &eq_vnni_tier;
 #endif
+#if defined(__aarch64__)
+    if (tier == 3 && eq_neon_cpu_ok()) return &eq_neon_tier;
+    if (tier == 4 && eq_neon_dotprod_cpu_ok()) return &eq_neon_dotprod_tier;
+#endif
     return NULL;
 }
 

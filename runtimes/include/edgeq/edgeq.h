@@ -13,7 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define EDGEQ_ABI_VERSION 3
+#define EDGEQ_ABI_VERSION 4
 
 #if defined(__GNUC__)
 #define EDGEQ_API __attribute__((visibility("default")))
@@ -84,7 +84,15 @@ typedef enum {
 
 typedef struct edgeq_model edgeq_model_t;
 
-enum { EDGEQ_TIER_AUTO = 0, EDGEQ_TIER_REF = 1, EDGEQ_TIER_AVX2 = 2, EDGEQ_TIER_AVXVNNI = 3 };
+/* Kernel tiers; values are only ever added (a new tier is not an ABI break). */
+enum {
+    EDGEQ_TIER_AUTO = 0,
+    EDGEQ_TIER_REF = 1,
+    EDGEQ_TIER_AVX2 = 2,
+    EDGEQ_TIER_AVXVNNI = 3,
+    EDGEQ_TIER_NEON = 4,        /* aarch64 ARMv8.0 Advanced SIMD */
+    EDGEQ_TIER_NEON_DOTPROD = 5 /* aarch64 ARMv8.2 SDOT (HWCAP_ASIMDDP) */
+};
 
 typedef struct {
     uint32_t abi_version; /* EDGEQ_ABI_VERSION (edgeq_default_options sets it) */

@@ -1,0 +1,227 @@
+"""ARM mat-vec cost, deterministically: executed instructions per weight of every edgeq aarch64 kernel
+(NEON and dotprod tiers) vs ggml TQ2_0, TQ1_0 and Q4_0, all cross-compiled by the same aarch64 gcc with
+-mcpu=cortex-a76 and run under `qemu-aarch64 -cpu cortex-a76` with qemu's instruction-count plugin.
+
+Each contender is the same driver as bench_kernels.py (benchmarks/drivers: edgeq_run on a one-layer
+blob including its input-quantize op; ggml_mul_mat on an f32 vector, quantized inside the op), fed
+"1" and then "3" calls on stdin: (count(3) - count(1)) / 2 is one call with all set-up cancelled.
+Counts are emulated (exact for this binary); the Pi 5 milliseconds are modelled from them with the
+rpi5 roofline (targets/rpi5.toml: IPC x clock for compute, STREAM read bandwidth for the weights).
+
+    .venv/bin/python benchmarks/bench_arm.py [--shapes 2560x6912,...] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from unittest import mock
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import bench_kernels as BK  # sibling script: ggml source, drivers
+
+ROOT = BK.ROOT
+CPU = "cortex-a76"
+CC, CXX = "aarch64-linux-gnu-gcc", "aarch64-linux-gnu-g++"
+ARM_FLAGS = ["-O3", "-mcpu=cortex-a76"]
+SHAPES = [(2560, 6912), (6912, 2560), (4096, 4096), (256, 1024)]  # (M out, K in); the last: a small layer
+EDGEQ_TIERS = {"neon": 4, "neon_dotprod": 5}  # EDGEQ_TIER_* (edgeq.h)
+# edgeq contenders: name -> (format, T2/T158 scale granularity for the packer)
+EDGEQ = {"t2 row": ("t2", "tensor"), "t2 block": ("t2", "block"), "t158 row": ("t158", "tensor"),
+         "t158 block": ("t158", "block"), "q4 g32": ("q4", None), "i8": ("i8", None), "b1": ("b1", None)}
+GGML = ["tq2_0", "tq1_0", "q4_0"]
+PEER = {"t2": "tq2_0", "t158": "tq1_0", "q4": "q4_0"}
+GOALS = {"tq2_0": 0.6, "q4_0": 0.9}  # issue 8: edgeq / ggml executed instructions per weight
+
+
+def log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def build_ggml_arm() -> Path:
+    """ggml cross-built for aarch64 (-mcpu=cortex-a76, no native detection), once, into the cache."""
+    g = BK.ggml_source()
+    out = BK.CACHE / f"ggml-build-{BK.LLAMA_VER}-aarch64-a76"
+    if not (out / "src" / "libggml-cpu.a").is_file():
+        log("cross-building ggml for aarch64 (once) ...")
+        flags = " ".join(ARM_FLAGS[1:])
+        BK.run(["cmake", "-S", str(g), "-B", str(out), "-DCMAKE_BUILD_TYPE=Release", "-DCMAKE_SYSTEM_NAME=Linux",
+                "-DCMAKE_SYSTEM_PROCESSOR=aarch64", f"-DCMAKE_C_COMPILER={CC}", f"-DCMAKE_CXX_COMPILER={CXX}",
+                f"-DCMAKE_C_FLAGS={flags}", f"-DCMAKE_CXX_FLAGS={flags}", "-DGGML_NATIVE=OFF", "-DGGML_OPENMP=OFF",
+                "-DBUILD_SHARED_LIBS=OFF", "-DGGML_BUILD_TESTS=OFF", "-DGGML_BUILD_EXAMPLES=OFF"])
+        BK.run(["cmake", "--build", str(out), f"-j{os.cpu_count() or 1}"])
+    return out
+
+
+def build_drivers(ggml_build: Path) -> dict[str, Path]:
+    """Static aarch64 drivers: edgeq (this tree's runtimes/, same flags) and ggml."""
+    h = hashlib.sha256()
+    for p in sorted([*(ROOT / "runtimes").rglob("*.[ch]"), ROOT / "runtimes" / "Makefile", *BK.DRIVERS.glob("*")]):
+        h.update(p.read_bytes())
+    h.update(" ".join(ARM_FLAGS).encode())
+    out = BK.CACHE / f"arm-{h.hexdigest()[:12]}"
+    bins = {"edgeq": out / "edgeq_driver", "ggml": out / "ggml_driver"}
+    if all(p.is_file() for p in bins.values()):
+        return bins
+    out.mkdir(parents=True, exist_ok=True)
+    BK.run(["make", "-s", "-C", str(ROOT / "runtimes"), f"BUILD={out / 'rt'}", f"CC={CC}", "ARCH=aarch64",
+            f"TARGET_CFLAGS={' '.join(ARM_FLAGS)}", "TARGET_LDFLAGS=-static", f"-j{os.cpu_count() or 1}",
+            str(out / "rt" / "libedgeq.a")])
+    common = [CC, *ARM_FLAGS, "-std=c11", "-static"]
+    BK.run([*common, f"-I{ROOT / 'runtimes' / 'include'}", str(BK.DRIVERS / "edgeq_driver.c"),
+            str(out / "rt" / "libedgeq.a"), "-lm", "-lpthread", "-o", str(bins["edgeq"])])
+    src = ggml_build / "src"
+    BK.run([*common, f"-I{BK.ggml_source() / 'include'}", str(BK.DRIVERS / "ggml_driver.c"), str(src / "libggml.a"),
+            str(src / "libggml-cpu.a"), str(src / "libggml-base.a"), "-lm", "-lpthread", "-lstdc++",
+            "-o", str(bins["ggml"])])
+    return bins
+
+
+def make_blob(M: int, K: int, fmt: str, per: str | None, tmp: Path) -> Path:
+    """One Linear(K, M) packed in `fmt`; T2/T158 with per-tensor (row) or per-256-block scales."""
+    import edgeq.packer
+    from edgeq.quant import weights as W
+
+    path = tmp / f"{M}x{K}_{fmt}_{per}.eqb"
+    if per is None:
+        return _pack(M, K, fmt, path)
+    with mock.patch.object(edgeq.packer, "quantize_weight", lambda w, f, group=None: W.ternary_absmean(w, per, f)):
+        return _pack(M, K, fmt, path)
+
+
+def _pack(M: int, K: int, fmt: str, path: Path) -> Path:
+    import numpy as np
+    import torch
+    from torch import nn
+
+    import edgeq.blob
+    import edgeq.packer
+    from edgeq.importers.torch_export import from_module
+
+    torch.manual_seed(0)
+    fg = from_module(nn.Sequential(nn.Linear(K, M)), torch.zeros(1, K))
+    calib = np.random.default_rng(0).standard_normal((8, K)).astype(np.float32)
+    edgeq.blob.write_blob(edgeq.packer.pack(fg, calib, edgeq.packer.Recipe(fmt)), path)
+    return path
+
+
+def count(cmd: list[str], calls: int) -> tuple[int, str]:
+    """Executed instructions of a driver process answering `calls` calls (and its ready label)."""
+    from edgeq.runner.deploy import insn_plugin
+
+    plugin = insn_plugin()
+    res = subprocess.run(["qemu-aarch64", "-cpu", CPU, "-plugin", str(plugin), "-d", "plugin", *cmd],
+                         input=f"{calls}\nq\n", capture_output=True, text=True, timeout=3600, check=False)
+    found = re.findall(r"total insns: (\d+)", res.stderr)
+    if res.returncode != 0 or not found or "error" in res.stdout:
+        raise RuntimeError(f"{cmd}: exit {res.returncode}: {res.stderr[-500:]} {res.stdout[-200:]}")
+    label = res.stdout.splitlines()[0].removeprefix("ready").strip()
+    return int(found[-1]), label
+
+
+def per_call(cmd: list[str]) -> tuple[float, str]:
+    one, label = count(cmd, 1)
+    three, _ = count(cmd, 3)
+    return (three - one) / 2, label
+
+
+def modelled_ms(insns: float, weight_bytes: float, threads: int) -> dict:
+    """Pi 5 roofline: max(instructions / (IPC x clock x threads), weight bytes / read bandwidth)."""
+    from edgeq.targets import latency
+    from edgeq.targets.registry import get_target
+
+    t = get_target("rpi5")
+    compute = latency.from_instructions(t, int(insns), threads)
+    memory = weight_bytes / (t.read_gbps(min(threads, len(t.memory["read_gbps"]))) * 1e9)
+    return {"ms": max(compute, memory) * 1e3, "bound": "compute" if compute >= memory else "memory",
+            "threads": threads, "source": "modelled"}
+
+
+def bench_shape(M: int, K: int, bins: dict[str, Path], tmp: Path) -> list[dict]:
+    rows = []
+    for name, (fmt, per) in EDGEQ.items():
+        blob = make_blob(M, K, fmt, per, tmp)
+        wbytes = blob.stat().st_size
+        for tier, tier_id in EDGEQ_TIERS.items():
+            insns, label = per_call([str(bins["edgeq"]), str(blob), "1", "1", str(tier_id)])
+            kernel = label.split(",")[-1]
+            if not kernel.startswith(tier + "/"):
+                raise RuntimeError(f"edgeq {name} {tier}: the runtime ran {label}, not the {tier} tier")
+            rows.append({"who": "edgeq", "name": f"{tier} {name}", "fmt": fmt, "kernel": label, "insns": insns,
+                         "weight_bytes": wbytes})
+    for t in GGML:
+        insns, _ = per_call([str(bins["ggml"]), t, str(K), str(M), "1", "1"])
+        rows.append({"who": "ggml", "name": f"ggml {t}", "fmt": t, "kernel": f"ggml/{t}", "insns": insns,
+                     "weight_bytes": BK.GGML_TYPES[t] * M * K})
+    for r in rows:
+        r.update(M=M, K=K, insn_per_weight=r["insns"] / (M * K), source="emulated",
+                 pi5=[modelled_ms(r["insns"], r["weight_bytes"], n) for n in (1, 4)])
+        log(f"{M}x{K} {r['name']:<28} {r['insn_per_weight']:.4f} insn/weight  ({r['kernel']})")
+    return rows
+
+
+def ratios(rows: list[dict]) -> list[dict]:
+    """edgeq / ggml instructions per weight for the peer format, per shape and kernel."""
+    out = []
+    for r in rows:
+        peer = PEER.get(r["fmt"])
+        if r["who"] != "edgeq" or peer is None:
+            continue
+        g = next(x for x in rows if x["name"] == f"ggml {peer}" and x["M"] == r["M"] and x["K"] == r["K"])
+        out.append({"shape": f"{r['M']}x{r['K']}", "edgeq": r["name"], "ggml": peer,
+                    "ratio": r["insn_per_weight"] / g["insn_per_weight"],
+                    "goal": GOALS.get(peer) if r["name"].startswith("neon_dotprod") else None})  # a76 has SDOT
+    return out
+
+
+def print_table(rows: list[dict], rat: list[dict]) -> None:
+    print(f"{'shape':>11} {'contender':<28} {'insn/weight':>11} {'Pi5 ms 1T':>10} {'Pi5 ms 4T':>10}  kernel")
+    print(f"{'':>11} {'':<28} {'(emulated)':>11} {'(modelled)':>10} {'(modelled)':>10}")
+    for r in rows:
+        print(f"{r['M']:>5}x{r['K']:<5} {r['name']:<28} {r['insn_per_weight']:>11.4f} {r['pi5'][0]['ms']:>10.3f} "
+              f"{r['pi5'][1]['ms']:>10.3f}  {r['kernel']}")
+    print("\nedgeq / ggml executed instructions per weight (goal for the dotprod tier: <= 0.6x TQ2_0 ternary, "
+          "<= 0.9x Q4_0)")
+    for x in rat:
+        goal = "" if x["goal"] is None else ("  meets goal" if x["ratio"] <= x["goal"] else f"  misses goal {x['goal']}")
+        print(f"{x['shape']:>11} {x['edgeq']:<28} vs {x['ggml']:<6} {x['ratio']:.3f}x{goal}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--shapes", default=",".join(f"{m}x{k}" for m, k in SHAPES), help="MxK,... (M out, K in)")
+    ap.add_argument("--json", type=Path, help="write the results here")
+    a = ap.parse_args(argv)
+    from edgeq.runner.deploy import insn_plugin
+
+    if insn_plugin() is None:
+        log("qemu insn plugin missing: run tools/build_qemu_plugin.sh")
+        return 2
+    shapes = [tuple(int(v) for v in s.split("x")) for s in a.shapes.split(",")]
+    bins = build_drivers(build_ggml_arm())
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for M, K in shapes:
+            rows += bench_shape(M, K, bins, Path(tmp))
+    rat = ratios(rows)
+    print_table(rows, rat)
+    if a.json:
+        cc = subprocess.run([CC, "--version"], check=False, capture_output=True, text=True).stdout.splitlines()[0]
+        result = {"cpu": CPU, "cflags": ARM_FLAGS, "compiler": cc,
+                  "method": "qemu-aarch64 insn plugin, (count of 3 calls - count of 1 call) / 2",
+                  "rows": rows, "ratios": rat}
+        tmp_json = a.json.with_suffix(".tmp")
+        tmp_json.write_text(json.dumps(result, indent=1))
+        tmp_json.replace(a.json)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,171 @@
+"""The aarch64 kernel tiers (runtimes/kernels/neon) are bit-exact with the reference tier and the numpy
+mirror under qemu-aarch64, on a core with SDOT (cortex-a76), one without (cortex-a53: the dotprod tier
+must refuse itself, never SIGILL) and qemu's max core. Also a deterministic cost guard: executed
+instructions per weight of the dotprod T2 and Q4 mat-vec kernels (qemu's insn plugin), so a fast path
+that silently falls back to the reference kernel fails the suite."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import struct
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+from kernel_cases import ACC_ROW, FMT_INDEX, Case, case_inputs, cases
+
+from edgeq.runner.deploy import insn_plugin
+from edgeq.runtime import RUNTIME_DIR
+
+HERE = Path(__file__).resolve().parent
+CC = "aarch64-linux-gnu-gcc"
+ARM_TIERS = {"ref": 0, "neon": 3, "neon_dotprod": 4}  # kernel_shim.c tier indices
+NAME_BYTES = 64
+
+pytestmark = pytest.mark.skipif(not (shutil.which(CC) and shutil.which("qemu-aarch64")),
+                                reason="needs aarch64-linux-gnu-gcc and qemu-aarch64 (tools/bootstrap.sh installs them)")
+
+
+def build_cli(out: Path, extra: list[str] = ()) -> Path:
+    exe = out / "kernel_cli"
+    cmd = ["make", "-s", "-C", str(RUNTIME_DIR), f"BUILD={out}", f"CC={CC}", "ARCH=aarch64", "TARGET_LDFLAGS=-static",
+           *extra, str(exe)]
+    subprocess.run(cmd, check=True, capture_output=True, timeout=600)
+    return exe
+
+
+@pytest.fixture(scope="module")
+def cli(tmp_path_factory) -> Path:
+    return build_cli(tmp_path_factory.mktemp("arm"))
+
+
+def record(tier: int, case: Case, d) -> bytes:
+    """One kernel_cli record (tests/c/kernel_cli.c)."""
+    p = d.p
+    zeros = b"" if p.zeros is None else np.ascontiguousarray(p.zeros).tobytes()
+    scales, x, acc = d.scales.tobytes(), np.ascontiguousarray(d.x).tobytes(), d.acc.tobytes()
+    r0, r1 = (0, case.rows) if case.xnor else (case.r0, case.r1)
+    head = struct.pack("<15i", int(case.xnor), tier, FMT_INDEX[case.fmt], case.acc, case.block, case.rows, case.cols,
+                       p.codes.shape[1], case.n, r0, r1, len(zeros), len(scales), len(x), len(acc))
+    return head + np.ascontiguousarray(p.codes).tobytes() + scales + zeros + x + acc
+
+
+def arm_cases() -> list[Case]:
+    """Every format x scale kind with odd K, M = 1 rows, batches 1..64 -- a small sample (qemu is slow)."""
+    picked = list(cases(seed=3, quick=True))
+    picked += [Case("t2", ACC_ROW, 256, 1, 1000, 1, 0, 1), Case("q4", 1, 32, 1, 70, 5, 0, 1),
+               Case("t158", 1, 256, 9, 513, 64, 0, 9), Case("i8", ACC_ROW, 16, 13, 1, 64, 0, 13),
+               Case("t2", 1, 256, 11, 33 * 256 + 5, 1, 1, 11)]  # > 32 blocks: the T2 kernel's batches of blocks
+    return picked
+
+
+def run_cli(cli: Path, cpu: str, records: bytes, tmp: Path, plugin: Path | None = None) -> tuple[bytes, str]:
+    (tmp / "in.bin").write_bytes(records)
+    cmd = ["qemu-aarch64", "-cpu", cpu]
+    if plugin is not None:
+        cmd += ["-plugin", str(plugin), "-d", "plugin"]
+    res = subprocess.run(cmd + [str(cli), str(tmp / "in.bin"), str(tmp / "out.bin")], capture_output=True,
+                         timeout=600, check=False)
+    assert res.returncode == 0, f"kernel_cli under -cpu {cpu} exited {res.returncode}: {res.stderr[-2000:]!r}"
+    return (tmp / "out.bin").read_bytes(), res.stderr.decode(errors="replace")
+
+
+@pytest.mark.parametrize("cpu,expect", [("cortex-a76", {"ref", "neon", "neon_dotprod"}),
+                                        ("cortex-a53", {"ref", "neon"}),
+                                        ("max", {"ref", "neon", "neon_dotprod"})])
+def test_arm_kernels_match_reference_and_numpy(cli, tmp_path, cpu, expect):
+    jobs, blob = [], b""
+    for k, case in enumerate(arm_cases()):
+        d = case_inputs(case, seed=100 + k)
+        for tier, index in ARM_TIERS.items():
+            jobs.append((tier, case, d))
+            blob += record(index, case, d)
+    out, _ = run_cli(cli, cpu, blob, tmp_path)
+    at, seen, checked = 0, set(), 0
+    for tier, case, d in jobs:
+        name = out[at:at + NAME_BYTES].rstrip(b"\0").decode()
+        at += NAME_BYTES
+        got = np.frombuffer(out[at:at + d.acc.nbytes], d.acc.dtype).reshape(d.acc.shape)
+        at += d.acc.nbytes
+        if not name:
+            assert tier not in expect or (tier != "ref" and _tier_lacks(tier, case)), f"{tier} missing for {case}"
+            continue
+        assert name.startswith(tier + "/"), name
+        seen.add(tier)
+        np.testing.assert_array_equal(got, d.want, err_msg=f"-cpu {cpu} {name} {case}")
+        checked += 1
+    assert at == len(out)
+    assert seen == expect, f"-cpu {cpu}: tiers that ran {seen}, expected {expect}"
+    assert checked > 60
+
+
+def _tier_lacks(tier: str, case: Case) -> bool:
+    """Kernels the NEON tiers do not have (the runtime uses the reference kernel): B1 with block scales."""
+    return case.fmt == "b1" and case.acc != ACC_ROW and not case.xnor
+
+
+GUARD = {"t2": 0.45, "q4": 0.9}  # executed instructions per weight, 1024 x 4096 mat-vec, dotprod tier
+
+
+@pytest.mark.skipif(insn_plugin() is None, reason="qemu insn plugin not built (tools/build_qemu_plugin.sh)")
+@pytest.mark.parametrize("fmt", ["t2", "q4"])
+def test_dotprod_matvec_instruction_guard(cli, tmp_path, fmt):
+    """Instructions per weight, set-up cancelled by differencing 1 and 3 calls: deterministic, so loose
+    bounds catch a silent fallback to the reference kernel (which costs several per weight)."""
+    case = Case(fmt, 1, 256 if fmt == "t2" else 32, 1024, 4096, 1, 0, 1024)
+    d = case_inputs(case, seed=7)
+    rec = record(ARM_TIERS["neon_dotprod"], case, d)
+    totals = []
+    for reps in (1, 3):
+        out, err = run_cli(cli, "cortex-a76", rec * reps, tmp_path, insn_plugin())
+        assert out[:NAME_BYTES].rstrip(b"\0").decode() == f"neon_dotprod/{fmt}_block_matvec"
+        totals.append(int(re.findall(r"total insns: (\d+)", err)[-1]))
+    per_weight = (totals[1] - totals[0]) / 2 / (1024 * 4096)
+    assert per_weight <= GUARD[fmt], f"{fmt}: {per_weight:.3f} executed instructions per weight"
+
+
+@pytest.fixture(scope="module")
+def arm_runner(cli) -> Path:
+    """The aarch64 edgeq_runner, built in the kernel program's build directory (plain armv8-a + dotprod objects)."""
+    out = cli.parent
+    subprocess.run(["make", "-s", "-C", str(RUNTIME_DIR), f"BUILD={out}", f"CC={CC}", "ARCH=aarch64",
+                    "TARGET_LDFLAGS=-static", str(out / "edgeq_runner")], check=True, capture_output=True, timeout=600)
+    return out / "edgeq_runner"
+
+
+@pytest.mark.parametrize("cpu,tier", [("cortex-a76", "neon_dotprod"), ("cortex-a53", "neon")])
+def test_arm_runtime_all_ops_bit_exact_with_reference(arm_runner, tmp_path, cpu, tier):
+    """Every op, format and scale kind through the whole runtime (2 threads, a batch of 70: kernel tiles of
+    64 + 6 rows), with the tier the runtime picks by itself on each core, against the numpy executor."""
+    import json
+
+    import runtime_graphs as RG
+
+    from edgeq import reference
+    from edgeq.blob import write_blob
+
+    for k, (fmt, kind, block, zeros) in enumerate(RG.CONFIGS):
+        g = RG.all_ops_graph(k, fmt, kind, block, zeros)
+        write_blob(g, tmp_path / "g.edgeq")
+        x = np.random.default_rng(k).normal(0, 1.5, (70, 7, 6, 3)).astype(np.float32)
+        (tmp_path / "x.bin").write_bytes(x.tobytes())
+        res = subprocess.run(["qemu-aarch64", "-cpu", cpu, str(arm_runner), str(tmp_path / "g.edgeq"), "--input",
+                              str(tmp_path / "x.bin"), "--batch", "70", "--outputs", str(tmp_path), "--threads", "2",
+                              "--runs", "1", "--warmup", "0", "--no-tests"], capture_output=True, text=True,
+                             timeout=600, check=False)
+        assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
+        report = json.loads(res.stdout)
+        assert report["kernel_tier"] == tier
+        kernels = [x["kernel"] for x in report["layers"]]
+        assert any(k.startswith(tier + "/") for k in kernels), kernels
+        assert all(k.startswith((tier + "/", "ref")) for k in kernels), kernels
+        want = reference.run(g, [x])
+        for i, w in enumerate(want):
+            w = np.asarray(w)
+            got = np.frombuffer((tmp_path / f"out{i}.bin").read_bytes(), w.dtype).reshape(w.shape)
+            if i == 0 and g.ops[-1].op == RG.L.OP_SOFTMAX:
+                np.testing.assert_allclose(got, w, rtol=0, atol=1e-6)
+            else:
+                np.testing.assert_array_equal(got, w, err_msg=f"{cpu} {fmt} kind {kind} output {i}")
