@@ -37,3 +37,6 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   .venv/bin/pip install -q -e ".[dev,examples,gguf,llm,executorch]"
   touch "$stamp"
 fi
+
+# labgrid (device farms) in its own environment: its pyserial fork must not replace edgeq's pyserial.
+bash tools/labgrid_env.sh || echo "bootstrap: .venv-labgrid not created (the labgrid tests will be skipped)"

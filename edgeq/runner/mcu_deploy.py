@@ -100,6 +100,7 @@ class Session:
     def __init__(self, target: Target, url: str, image: Path, opts: Options):
         scheme = urlsplit(url).scheme
         self.board: QemuSystemBoard | None = None
+        self.place = None  # a labgrid place, held until close()
         self.flashed = ""
         if scheme == "qemu-system":
             self.board = QemuSystemBoard(url, image, icount_shift=ICOUNT_SHIFT)
@@ -112,15 +113,27 @@ class Session:
             if scheme == "serial" and opts.flash:
                 self.flashed = flash_board(target, image)
             stream = open_stream(url, target.section("firmware").get("baud", 115200))
+        elif scheme == "labgrid":  # the place's NetworkSerialPort, to a board that runs the edgeq firmware
+            from edgeq.runner.transports.labgrid import LabgridPlace
+
+            self.place = LabgridPlace(url)
+            try:
+                stream = self.place.open_stream()
+            except BaseException:
+                self.place.close()
+                raise
         else:
-            raise DeviceError(f"{url}: MCU boards are reached by qemu-system://MACHINE, serial://PORT, socket://HOST:PORT "
-                              "or rfc2217://HOST:PORT")
+            raise DeviceError(f"{url}: MCU boards are reached by qemu-system://MACHINE, serial://PORT, socket://HOST:PORT, "
+                              "rfc2217://HOST:PORT or labgrid://PLACE")
         self.url = url
         self.client = P.Client(stream, timeout=opts.reply_timeout, retries=opts.retries, chunk=opts.chunk)
 
     def describe(self) -> dict:
         if self.board is not None:
             return self.board.describe()
+        if self.place is not None:
+            return {"scheme": "labgrid", "host": urlsplit(self.client.stream.url).hostname, "url": self.url,
+                    "emulated": self.place.emulated, "uart": self.client.stream.url, **self.place.describe()}
         parts = urlsplit(self.url)
         return {"scheme": parts.scheme, "host": parts.hostname or "localhost", "emulated": False, "url": self.url}
 
@@ -130,6 +143,8 @@ class Session:
         finally:
             if self.board is not None:
                 self.board.close()
+            if self.place is not None:
+                self.place.close()
 
 
 def _decode(raw: bytes, fmt: int) -> np.ndarray:

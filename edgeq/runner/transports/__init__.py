@@ -26,6 +26,7 @@ SCHEMES = {  # scheme -> "module:class", imported only when used
     "qemu-user": "local:QemuUserTransport",
     "ssh": "ssh:SshTransport",
     "adb": "adb:AdbTransport",
+    "labgrid": "labgrid:LabgridTransport",  # a labgrid place's NetworkService, over ssh://
 }
 DEFAULT_TIMEOUT_S = 60.0
 

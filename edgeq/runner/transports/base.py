@@ -60,6 +60,7 @@ def run_process(
     cwd: str | None = None,
     stdin: IO[bytes] | None = None,
     stdout: IO[bytes] | None = None,
+    env: Mapping[str, str] | None = None,
 ) -> tuple[int, bytes, bytes, float]:
     """Runs argv in its own session so a timeout can kill it and everything it started.
 
@@ -67,12 +68,12 @@ def run_process(
     and OSError if argv[0] cannot be started.
     Output goes to temp files, not pipes: whoever inherits them (a grandchild that left the
     group, an ssh master that took the fds over) cannot make us wait. `stdout` may be a file
-    to stream into, then the returned stdout is empty.
+    to stream into, then the returned stdout is empty. `env` replaces the environment.
     """
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         t0 = time.monotonic()
         proc = subprocess.Popen(argv, cwd=cwd, stdin=stdin if stdin is not None else subprocess.DEVNULL,
-                                stdout=stdout or out, stderr=err, start_new_session=True)
+                                stdout=stdout or out, stderr=err, env=env, start_new_session=True)
         try:
             rc = proc.wait(timeout)
         except BaseException as e:  # the timeout, or Ctrl-C: leave nothing running either way
