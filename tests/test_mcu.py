@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 from conftest import DIGITS_MODELS
+from tamper import sections, tampered
 
 from edgeq import reference
 from edgeq.blob import layout as L
@@ -332,7 +333,12 @@ def test_signed_deploy_and_the_device_refuses_unsigned_or_foreign_blobs(blobs, t
     with QemuSystemBoard(target.connect, image.elf) as board:
         c = P.Client(board.stream)
         assert c.hello().signature_required
-        for blob, status in ((blobs["t2"], 124), (foreign, 125)):  # EDGEQ_E_UNSIGNED, EDGEQ_E_SIGNATURE_KEY
+        # one bit flipped in the tensor data and every CRC recomputed: only the signature can tell
+        data_sec = next(sec for sec in sections(signed.read_bytes()) if sec.kind == L.SECTION_DATA)
+        forged = tmp_path / "forged.edgeq"
+        forged.write_bytes(tampered(signed.read_bytes(), data_sec.offset + data_sec.size // 2, 3))
+        cases = ((blobs["t2"], 124), (foreign, 125), (forged, 126))  # EDGEQ_E_UNSIGNED, _SIGNATURE_KEY, _SIGNATURE
+        for blob, status in cases:
             data = Path(blob).read_bytes()
             c.load(data)
             with pytest.raises(P.ProtocolError) as e:

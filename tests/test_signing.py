@@ -6,31 +6,27 @@ the deploy transport). The untampered signed blob runs with correct outputs ever
 
 from __future__ import annotations
 
-import ctypes
 import itertools
 import json
 import shutil
 import stat
 import subprocess
 import sys
-import zlib
 from pathlib import Path
 
 import numpy as np
 import pytest
 from click.testing import CliRunner
 from conftest import DIGITS_MODELS
+from tamper import HEADER, SECTION, restamp, sections, tampered
 
 from edgeq.blob import layout as L
 from edgeq.blob import read_blob
 from edgeq.blob.sign import SignatureError, key_id, load_public_key, sign_blob, verify_blob
-from edgeq.blob.writer import file_crc, header_crc
 from edgeq.cli import main
 from edgeq.errors import BlobError
 from edgeq.runtime import Session, runner_path, sanitizer_env, verify_signature
 
-HEADER = ctypes.sizeof(L.edgeq_header_t)
-SECTION = ctypes.sizeof(L.edgeq_section_t)
 CRC_CODES = {104, 109, 110}           # header, section, file checksum: restamped, so never the catcher
 SIGNATURE_CODES = {111, 125, 126}     # malformed signature section, other key id, signature invalid
 UNSIGNED = 124
@@ -41,30 +37,6 @@ def cli(*args: str):
 
 
 # ---- helpers ------------------------------------------------------------------------------------
-
-def restamp(buf: bytearray) -> bytearray:
-    """Recomputes every CRC (each section's, header_crc, file_crc) after a tamper, so that a changed bit can
-    only be caught by the signature or a structural check. Bounded: a tampered table may point anywhere."""
-    header = L.edgeq_header_t.from_buffer_copy(buf[:HEADER])
-    sig_span = None
-    for i in range(min(header.n_sections, 16, (len(buf) - HEADER) // SECTION)):
-        at = HEADER + i * SECTION
-        sec = L.edgeq_section_t.from_buffer_copy(buf[at : at + SECTION])
-        if sec.offset + sec.size <= len(buf):
-            sec.crc32 = zlib.crc32(buf[sec.offset : sec.offset + sec.size]) & 0xFFFFFFFF
-            buf[at : at + SECTION] = bytes(sec)
-            if sec.kind == L.SECTION_SIGNATURE:
-                sig_span = (sec.offset, sec.offset + sec.size)
-    crc_at = L.edgeq_header_t.header_crc.offset
-    buf[crc_at : crc_at + 4] = header_crc(buf, min(header.n_sections, 16)).to_bytes(4, "little")
-    buf[crc_at + 4 : crc_at + 8] = file_crc(buf, sig_span).to_bytes(4, "little")
-    return buf
-
-
-def sections(buf: bytes) -> list[L.edgeq_section_t]:
-    header = L.edgeq_header_t.from_buffer_copy(buf[:HEADER])
-    return [L.edgeq_section_t.from_buffer_copy(buf[HEADER + i * SECTION :][:SECTION]) for i in range(header.n_sections)]
-
 
 def field(struct, name: str) -> tuple[int, int]:
     f = getattr(struct, name)
@@ -110,12 +82,6 @@ def tamper_positions(buf: bytes) -> list[tuple[int, int, str, bool]]:
         off, size = field(L.edgeq_signature_t, fname)
         pick(sig.offset + off, size, 3 if fname == "signature" else 1, f"signature.{fname}", True)
     return out
-
-
-def tampered(buf: bytes, at: int, bit: int) -> bytes:
-    data = bytearray(buf)
-    data[at] ^= 1 << bit
-    return bytes(restamp(data))
 
 
 def run_runner(runner: Path, blob: Path, *args: str) -> tuple[int, dict]:
