@@ -107,6 +107,19 @@ def run_make(directory: Path, args: list[str]) -> None:
         raise BuildError(f"runtime build failed (make exited {proc.returncode}):\n{tail}")
 
 
+def copy_out(final: Path, out: str | os.PathLike | None, names: list[str]) -> Path:
+    """The cached build directory, or (with `out`) a directory holding copies of its files `names`."""
+    if out is None:
+        return final
+    directory = Path(out)
+    if directory.exists() and not directory.is_dir():
+        raise EdgeqError(f"{directory}: exists and is not a directory")
+    directory.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        shutil.copy2(final / name, directory / name)
+    return directory
+
+
 def build_runtime(target: Target, out: Path | None = None, source: Path = RUNTIME_DIR,
                   lib: bool = False) -> BuildResult:
     """Builds (or reuses) libedgeq + edgeq_runner for `target` (lib: the freestanding app library and
@@ -149,16 +162,8 @@ def build_runtime(target: Target, out: Path | None = None, source: Path = RUNTIM
                     raise
         finally:
             shutil.rmtree(stage, ignore_errors=True)
-    directory = final
-    if out is not None:
-        directory = Path(out)
-        if directory.exists() and not directory.is_dir():
-            raise EdgeqError(f"{directory}: exists and is not a directory")
-        directory.mkdir(parents=True, exist_ok=True)
-        for item in final.iterdir():
-            if item.is_file():
-                shutil.copy2(item, directory / item.name)
-        if lib:
-            shutil.copytree(final / "include", directory / "include", dirs_exist_ok=True)
+    directory = copy_out(final, out, [item.name for item in final.iterdir() if item.is_file()])
+    if out is not None and lib:
+        shutil.copytree(final / "include", directory / "include", dirs_exist_ok=True)
     libs = tuple(directory / name for name in LIBRARIES if (directory / name).is_file())
     return BuildResult(target.id, directory, None if lib else directory / RUNNER, libs, cached, cfg)

@@ -17,7 +17,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from edgeq.build.builder import RUNTIME_DIR, cache_root, run_make, source_files, toolchain
+from edgeq.build.builder import RUNTIME_DIR, cache_root, copy_out, run_make, source_files, toolchain
 from edgeq.errors import BuildError, EdgeqError
 from edgeq.targets import mcu
 from edgeq.targets.registry import Target
@@ -142,13 +142,6 @@ def build_firmware(target: Target, blob: Path | None = None, *, placement: str =
         finally:
             shutil.rmtree(stage, ignore_errors=True)
     meta = json.loads((final / "firmware.json").read_text())
-    directory = final
-    if out is not None:
-        directory = Path(out)
-        if directory.exists() and not directory.is_dir():
-            raise EdgeqError(f"{directory}: exists and is not a directory")
-        directory.mkdir(parents=True, exist_ok=True)
-        for name in FIRMWARE_FILES:
-            shutil.copy2(final / name, directory / name)
+    directory = copy_out(final, out, list(FIRMWARE_FILES))
     return FirmwareBuild(target.id, directory, directory / "firmware.elf", directory / "firmware.bin", placement,
                          bool(meta["linked_blob"]), meta["sections"], cached)
