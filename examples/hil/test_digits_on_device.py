@@ -21,3 +21,10 @@ def test_digits_cnn_matches_host_reference(deploy):
 def test_int4_mlp_on_a_dotprod_core(deploy):
     report = deploy(MODELS / "mlp_q4_qat.pt2", calib=MODELS / "mlp_data.npz", fmt="q4")
     assert report.blob.formats == ["q4"] and report.accuracy.max_abs_err == 0
+
+
+@pytest.mark.edgeq_family("mcu")
+def test_digits_mlp_on_a_microcontroller(deploy):
+    report = deploy(MODELS / "mlp_t2_qat.pt2", calib=MODELS / "mlp_data.npz", fmt="t2", runs=2)
+    assert report.accuracy.passed and report.accuracy.max_abs_err == 0
+    assert 0 < report.memory.flash_used <= report.memory.flash_available
