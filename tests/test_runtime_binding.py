@@ -98,3 +98,13 @@ def test_digits_blobs_match_reference(mlp_t2_blob, tmp_path, tier, threads):
         write_blob(g, tmp_path / f"{stem}.edgeq")
         RG.check_session_matches_reference(tmp_path / f"{stem}.edgeq", g, x_test[:40], tier=tier, threads=threads,
                                            max_batch=16)
+
+
+@pytest.mark.parametrize("tier,flag", [("avx2", "avx2"), ("avxvnni", "avx_vnni")])
+def test_kernel_tier_names_the_tier_that_runs(mlp_t2_blob, tier, flag):
+    if flag not in Path("/proc/cpuinfo").read_text().split():
+        pytest.skip(f"no {flag} on this CPU")
+    s = Session(mlp_t2_blob, tier=tier)
+    s.run([np.zeros((1, *s.inputs[0].sample_shape), s.inputs[0].dtype)])
+    assert s.kernel_tier == tier
+    assert {k.split("/")[0] for _, _, k, _ in s.layer_times} <= {tier, "ref"}

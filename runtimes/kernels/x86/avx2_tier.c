@@ -31,7 +31,7 @@ DECLARE(EQ_X86(i8_row_gemm))
 #define NONE {NULL, NULL}
 
 const eq_kernel_tier_t EQ_X86(tier) = {
-    "avx2",
+    EQ_X86_TIER,
     {
         {EQ_X86(prep_bytes), EQ_X86(prep), {{K(t2_row_matvec), K(t2_row_gemm)}, {K(t2_block_matvec), K(t2_block_gemm)}},
          NULL, NULL},
