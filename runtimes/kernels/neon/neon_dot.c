@@ -10,12 +10,6 @@
  */
 #include "neon_decode.h"
 
-typedef struct {
-    const int32_t *xsum; /* [n][n_blocks] */
-    const int8_t *x;     /* rows the symbols line up with (Q4: deinterleaved copy) */
-    size_t stride;
-} acts_view_t;
-
 static void t2_permute(const int8_t *x, int cols, int8_t *out);
 
 /* Q4: every row deinterleaved like the nibbles; T2: one row in t2_permute order for mat-vec. The size
@@ -56,28 +50,8 @@ void EQ_ARM(prep)(const eq_weights_t *w, const int8_t *x, size_t stride, int n, 
     }
 }
 
-EQ_INLINE acts_view_t view(const eq_weights_t *w, const eq_acts_t *a) {
-    acts_view_t v;
-    v.xsum = (const int32_t *)a->prep;
-    if (w->format == EQ_F_Q4) {
-        v.x = (const int8_t *)a->prep + align64((size_t)a->n * (size_t)w->n_blocks * sizeof(int32_t));
-        v.stride = (size_t)w->padded_cols;
-    } else {
-        v.x = a->x;
-        v.stride = a->stride;
-    }
-    return v;
-}
-
 EQ_INLINE uint32_t row_fix(int fmt, uint32_t raw, uint32_t xtotal) {
     return fmt == EQ_F_B1 ? xtotal + 2u * raw : raw - xtotal;
-}
-
-EQ_INLINE uint32_t total(const int32_t *xsum, int nb) {
-    uint32_t t = 0;
-    int b;
-    for (b = 0; b < nb; b++) t += (uint32_t)xsum[b];
-    return t;
 }
 
 EQ_INLINE void four_rows(const eq_weights_t *w, int r, int r1, const uint8_t **row, int *rows) {

@@ -8,9 +8,8 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "../kernels.h"
+#include "../tier_common.h"
 
-#define EQ_INLINE static inline __attribute__((always_inline))
 
 #ifdef EQ_DOTPROD
 #define EQ_ARM(name) eq_neon_dotprod_##name
@@ -51,7 +50,5 @@ EQ_INLINE uint8x16_t ldu16(const uint8_t *p) { return vld1q_u8(p); }
 EQ_INLINE int32x4_t reduce4(int32x4_t a, int32x4_t b, int32x4_t c, int32x4_t d) {
     return vpaddq_s32(vpaddq_s32(a, b), vpaddq_s32(c, d));
 }
-
-EQ_INLINE size_t align64(size_t n) { return (n + 63) & ~(size_t)63; }
 
 #endif

@@ -10,12 +10,6 @@
  */
 #include "avx2_decode.h"
 
-typedef struct {
-    const int32_t *xsum; /* [n][n_blocks] */
-    const int8_t *x;     /* rows the symbols line up with (Q4: permuted copy) */
-    size_t stride;
-} acts_view_t;
-
 size_t EQ_X86(prep_bytes)(const eq_weights_t *w, int n) {
     size_t bytes = align64((size_t)n * (size_t)w->n_blocks * sizeof(int32_t));
     if (w->format == EQ_F_Q4) bytes += (size_t)n * (size_t)w->padded_cols;
@@ -65,28 +59,8 @@ void EQ_X86(prep)(const eq_weights_t *w, const int8_t *x, size_t stride, int n, 
     }
 }
 
-EQ_INLINE acts_view_t view(const eq_weights_t *w, const eq_acts_t *a) {
-    acts_view_t v;
-    v.xsum = (const int32_t *)a->prep;
-    if (w->format == EQ_F_Q4) {
-        v.x = (const int8_t *)a->prep + align64((size_t)a->n * (size_t)w->n_blocks * sizeof(int32_t));
-        v.stride = (size_t)w->padded_cols;
-    } else {
-        v.x = a->x;
-        v.stride = a->stride;
-    }
-    return v;
-}
-
 EQ_INLINE uint32_t row_fix(int fmt, uint32_t raw, uint32_t xtotal) {
     return fmt == EQ_F_B1 ? xtotal - 2u * raw : raw - xtotal;
-}
-
-EQ_INLINE uint32_t total(const int32_t *xsum, int nb) {
-    uint32_t t = 0;
-    int b;
-    for (b = 0; b < nb; b++) t += (uint32_t)xsum[b];
-    return t;
 }
 
 #ifdef EQ_VNNI

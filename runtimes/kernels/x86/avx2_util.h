@@ -6,9 +6,8 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "../kernels.h"
+#include "../tier_common.h"
 
-#define EQ_INLINE static inline __attribute__((always_inline))
 
 /* This directory builds two tiers from one source: AVX2 (-mavx2) and AVX-VNNI (-mavxvnni -DEQ_VNNI,
  * where u8 x s8 dot products are one vpdpbusd). EQ_X86(name) names a symbol of the tier being built. */
@@ -63,7 +62,5 @@ EQ_INLINE uint16_t load_u16(const void *p) {
     memcpy(&v, p, sizeof v);
     return v;
 }
-
-EQ_INLINE size_t align64(size_t n) { return (n + 63) & ~(size_t)63; }
 
 #endif
