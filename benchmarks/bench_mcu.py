@@ -31,14 +31,15 @@ from edgeq.runner.transports.qemu_system import QemuSystemBoard
 from edgeq.targets import get_target, latency
 
 
-def pack(fmt: str, out: Path) -> Path:
+def pack(fmt: str, out: Path, tests: int = 8) -> Path:
+    """The digits MLP packed by the CLI, with `tests` bundled inputs for the on-device check."""
     from click.testing import CliRunner
 
     from edgeq.cli import main
 
     models = ROOT / "examples" / "digits" / "models"
     res = CliRunner().invoke(main, ["pack", str(models / f"mlp_{fmt}_qat.pt2"), "-f", fmt, "--calib",
-                                    str(models / "mlp_data.npz"), "--tests", "8", "-o", str(out)])
+                                    str(models / "mlp_data.npz"), "--tests", str(tests), "-o", str(out)])
     if res.exit_code:
         raise SystemExit(res.output)
     return out

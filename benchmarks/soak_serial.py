@@ -35,18 +35,8 @@ from edgeq.runner.transports.stream import open_stream
 from edgeq.targets import get_target
 from edgeq.testing.faulty_link import FaultyLink
 
-
-def pack_digits(fmt: str, out: Path) -> Path:
-    from click.testing import CliRunner
-
-    from edgeq.cli import main
-
-    models = ROOT / "examples" / "digits" / "models"
-    res = CliRunner().invoke(main, ["pack", str(models / f"mlp_{fmt}_qat.pt2"), "-f", fmt, "--calib",
-                                    str(models / "mlp_data.npz"), "--tests", "16", "-o", str(out)])
-    if res.exit_code:
-        raise SystemExit(res.output)
-    return out
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from bench_mcu import pack  # the sibling script's digits packer
 
 
 def one_deploy(target, image: Path, blob: bytes, refs: np.ndarray, out_fmt: int, seed: int, args) -> dict:
@@ -93,7 +83,7 @@ def main() -> None:
     target = get_target(args.target)
     image = build_firmware(target).elf
     with tempfile.TemporaryDirectory() as tmp:
-        path = pack_digits(args.format, Path(tmp) / "mlp.edgeq")
+        path = pack(args.format, Path(tmp) / "mlp.edgeq", tests=16)
         blob = path.read_bytes()
         g = read_blob(path).graph
     refs = np.asarray(g.tensors[g.test_tensors(L.TENSOR_TEST_OUTPUT)[0]].array, np.float32)
