@@ -12,9 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import sys
-import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -133,61 +131,33 @@ def train_tokenizer(text: str, vocab: int):
 
 def write_gguf(model: TinyLlama, tok, path: Path, meta: dict) -> None:
     """GGUF (arch llama, gpt2 BPE tokenizer): TQ2_0 for every block linear, Q8_0 embeddings and head."""
-    import gguf
+    from edgeq.llm.gguf_llama import LlamaParams
+    from edgeq.llm.gguf_write import TokenizerMeta, write_llama_gguf
 
     c = model.c
-    Q = gguf.GGMLQuantizationType
-    tmp = Path(tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".gguf")[1])
-    try:
-        w = gguf.GGUFWriter(str(tmp), "llama")
-        w.add_name("edgeq-tiny-llm")
-        w.add_description(json.dumps(meta, sort_keys=True))
-        w.add_context_length(c.context)
-        w.add_embedding_length(c.dim)
-        w.add_block_count(c.layers)
-        w.add_feed_forward_length(c.ffn)
-        w.add_head_count(c.heads)
-        w.add_head_count_kv(c.kv_heads)
-        w.add_rope_dimension_count(c.head_dim)
-        w.add_rope_freq_base(c.rope_base)
-        w.add_layer_norm_rms_eps(c.norm_eps)
-        w.add_vocab_size(c.vocab)
-        w.add_file_type(gguf.LlamaFileType.MOSTLY_TQ2_0)
-        vocab = tok.get_vocab()
-        tokens = [t for t, _ in sorted(vocab.items(), key=lambda kv: kv[1])]
-        merges = json.loads(tok.to_str())["model"]["merges"]
-        w.add_tokenizer_model("gpt2")
-        w.add_tokenizer_pre("gpt-2")
-        w.add_token_list(tokens)
-        w.add_token_types([gguf.TokenType.CONTROL if t in ("<s>", "</s>") else gguf.TokenType.NORMAL for t in tokens])
-        w.add_token_merges([m if isinstance(m, str) else " ".join(m) for m in merges])
-        w.add_bos_token_id(vocab["<s>"])
-        w.add_eos_token_id(vocab["</s>"])
-        w.add_add_bos_token(True)
+    vocab = tok.get_vocab()
+    tokens = [t for t, _ in sorted(vocab.items(), key=lambda kv: kv[1])]
+    merges = json.loads(tok.to_str())["model"]["merges"]
+    meta_tok = TokenizerMeta(tokens, [m if isinstance(m, str) else " ".join(m) for m in merges],
+                             frozenset({"<s>", "</s>"}), vocab["<s>"], vocab["</s>"])
+    params = LlamaParams(vocab=c.vocab, dim=c.dim, layers=c.layers, heads=c.heads, kv_heads=c.kv_heads, ffn=c.ffn,
+                         context=c.context, rope_base=c.rope_base, rope_dims=c.head_dim, norm_eps=c.norm_eps)
 
-        def put(name: str, t: torch.Tensor, qtype) -> None:
-            a = t.detach().float().numpy()
-            if qtype == Q.F32:
-                w.add_tensor(name, a.astype(np.float32))
-            else:
-                w.add_tensor(name, gguf.quants.quantize(a, qtype), raw_dtype=qtype)
+    def tensors():
+        def t(x: torch.Tensor) -> np.ndarray:
+            return x.detach().float().numpy()
 
-        put("token_embd.weight", model.embed.weight, Q.Q8_0)
+        yield "token_embd.weight", t(model.embed.weight), "Q8_0"
         for i, b in enumerate(model.blocks):
-            put(f"blk.{i}.attn_norm.weight", b.attn_norm.weight, Q.F32)
+            yield f"blk.{i}.attn_norm.weight", t(b.attn_norm.weight), "F32"
             for name, lin in (("attn_q", b.q), ("attn_k", b.k), ("attn_v", b.v), ("attn_output", b.o),
                               ("ffn_gate", b.gate), ("ffn_up", b.up), ("ffn_down", b.down)):
-                put(f"blk.{i}.{name}.weight", ternary_ste(lin.weight), Q.TQ2_0)
-            put(f"blk.{i}.ffn_norm.weight", b.ffn_norm.weight, Q.F32)
-        put("output_norm.weight", model.norm.weight, Q.F32)
-        put("output.weight", model.head.weight, Q.Q8_0)
-        w.write_header_to_file()
-        w.write_kv_data_to_file()
-        w.write_tensors_to_file()
-        w.close()
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+                yield f"blk.{i}.{name}.weight", t(ternary_ste(lin.weight)), "TQ2_0"
+            yield f"blk.{i}.ffn_norm.weight", t(b.ffn_norm.weight), "F32"
+        yield "output_norm.weight", t(model.norm.weight), "F32"
+        yield "output.weight", t(model.head.weight), "Q8_0"
+
+    write_llama_gguf(path, params, meta_tok, tensors(), "edgeq-tiny-llm", meta)
 
 
 def main(argv: list[str] | None = None) -> int:
