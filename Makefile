@@ -1,7 +1,7 @@
 # edgeq: `make demo` and `make test` do all set-up themselves (tools/bootstrap.sh).
 PY := .venv/bin/python
 
-.PHONY: bootstrap demo test bench lint fuzz
+.PHONY: bootstrap demo test bench bench-llm lint fuzz
 FUZZ_SECONDS ?= 300
 
 bootstrap:
@@ -22,6 +22,11 @@ bench: bootstrap
 	$(PY) benchmarks/bench_pack.py
 	$(PY) benchmarks/bench_kernels.py --json bench_kernels.json
 	$(PY) benchmarks/bench_mcu.py
+
+# edgeq's LLM decoder vs llama.cpp (agreement, host tokens/s, modelled Pi 5); docs/llm.md
+bench-llm: bootstrap
+	.venv/bin/pip install -q -e ".[bench]"
+	$(PY) benchmarks/bench_llm.py
 
 lint: bootstrap
 	.venv/bin/ruff check edgeq tests tools benchmarks examples
