@@ -104,8 +104,11 @@ class ReferenceEngine:
                           self._weight_bytes)
 
 
-def open_edgeq(path: Path, mode: str, threads: int):
-    """The C decoder (edgeq.llm.engine.Engine), or None on a checkout that does not have it yet."""
+def open_edgeq(path: Path, mode: str, threads: int, backend: str = "c"):
+    """The C decoder (edgeq.llm.engine.Engine), or None on a checkout that does not have it yet; backend
+    "reference" puts the numpy decoder in its place (to check this harness, never to report edgeq's speed)."""
+    if backend == "reference":
+        return ReferenceEngine(path, mode)
     try:
         from edgeq.llm.engine import Engine
     except ImportError:
@@ -155,6 +158,15 @@ def llama_generate(llm, prompt: list[int], n: int) -> Generation:
         llm.eval([out[-1]])
         out.append(int(np.argmax(llama_logits(llm))))
     return Generation(out, len(prompt), t1 - t0, time.perf_counter() - t1)
+
+
+def wait_quiet(max_load: float | None, max_wait_s: float) -> float:
+    """Waits (up to max_wait_s) for the 1-minute load average to fall below max_load: other work on a shared
+    machine slows every contender unevenly. Returns the load average measurement starts at."""
+    t0 = time.monotonic()
+    while max_load is not None and os.getloadavg()[0] > max_load and time.monotonic() - t0 < max_wait_s:
+        time.sleep(5)
+    return round(os.getloadavg()[0], 2)
 
 
 def rss_bytes() -> int:
@@ -216,7 +228,7 @@ class Speed:
 
 
 def speed(path: Path, threads: list[int], rounds: int, prompt_len: int, short_prompt: int, n: int,
-          use_engine: bool) -> dict:
+          use_engine: bool, quiet: tuple[float | None, float] = (None, 0.0), backend: str = "c") -> dict:
     from edgeq.llm.gguf_llama import load_llama
 
     params = load_llama(path).params
@@ -233,15 +245,17 @@ def speed(path: Path, threads: list[int], rounds: int, prompt_len: int, short_pr
                     "one generate (mmapped weights + KV cache + compute buffers)"}
         contenders.append(c)
         for mode in MODES:
-            eng = open_edgeq(path, mode, t) if use_engine else None
+            eng = open_edgeq(path, mode, t, backend) if use_engine else None
             if eng is None:
                 continue
-            c = Speed(f"edgeq {mode} mode ({t}T)", t, lambda p, k, eng=eng: eng.generate(p, k, temperature=0.0))
+            c = Speed(f"edgeq {'' if backend == 'c' else 'numpy reference, '}{mode} mode ({t}T)", t, lambda p, k, eng=eng: eng.generate(p, k, temperature=0.0))
             g = c.run(short_ids, 2)
             c.memory = {"arena_bytes": int(g.arena_bytes), "weight_bytes": int(g.weight_bytes)}
             contenders.append(c)
     log(f"speed: {len(contenders)} contenders x {rounds} rounds (prompt {prompt_len}, decode {n} after {short_prompt})")
+    loads = []
     for r in range(rounds):
+        loads.append(wait_quiet(*quiet))
         for c in contenders if r % 2 == 0 else contenders[::-1]:
             c.prompt_tok_s.append(float(c.run(long_ids, 1).prompt_tok_s))
             c.decode_tok_s.append(float(c.run(short_ids, n).decode_tok_s))
@@ -258,7 +272,7 @@ def speed(path: Path, threads: list[int], rounds: int, prompt_len: int, short_pr
                 row[k]["vs_llama_cpp_median"] = row[k]["median"] / float(np.median(getattr(peer, k)))
         out.append(row)
     return {"model": str(path), "params": params.__dict__, "prompt_tokens": prompt_len, "decode_tokens": n,
-            "decode_prompt_tokens": short_prompt, "rounds": rounds, "rows": out}
+            "decode_prompt_tokens": short_prompt, "rounds": rounds, "loadavg_per_round": loads, "rows": out}
 
 
 # ---------------------------------------------------------------- 3. modelled Pi 5
@@ -375,8 +389,9 @@ def print_report(result: dict) -> None:
         p = s["params"]
         print(f"\nSpeed (measured), synthetic BitNet-2B4T-shaped GGUF: {p['layers']} layers, dim {p['dim']}, "
               f"ffn {p['ffn']}, {p['heads']}/{p['kv_heads']} heads, vocab {p['vocab']}; prompt {s['prompt_tokens']} "
-              f"tokens; decode {s['decode_tokens']} tokens after {s['decode_prompt_tokens']}; {s['rounds']} rounds")
-        print(f"{'contender':<28} {'prompt tok/s best':>17} {'median':>8} {'x llama.cpp':>11} "
+              f"tokens; decode {s['decode_tokens']} tokens after {s['decode_prompt_tokens']}; {s['rounds']} rounds "
+              f"(load average at each round's start {s['loadavg_per_round']})")
+        print(f"{'contender':<42} {'prompt tok/s best':>17} {'median':>8} {'x llama.cpp':>11} "
               f"{'decode tok/s best':>17} {'median':>8} {'x llama.cpp':>11}  memory")
         for r in s["rows"]:
             pr, de = r["prompt_tok_s"], r["decode_tok_s"]
@@ -384,7 +399,7 @@ def print_report(result: dict) -> None:
             m = (f"RSS +{mem['rss_delta_bytes'] / 1e6:.0f} MB" if "rss_delta_bytes" in mem
                  else f"arena {mem['arena_bytes'] / 1e6:.1f} MB + weights {mem['weight_bytes'] / 1e6:.1f} MB")
             rat = (lambda d: f"{d['vs_llama_cpp_median']:.2f}x" if "vs_llama_cpp_median" in d else "")
-            print(f"{r['contender']:<28} {pr['best']:>17.1f} {pr['median']:>8.1f} {rat(pr):>11} "
+            print(f"{r['contender']:<42} {pr['best']:>17.1f} {pr['median']:>8.1f} {rat(pr):>11} "
                   f"{de['best']:>17.1f} {de['median']:>8.1f} {rat(de):>11}  {m}")
     mo = result.get("modelled")
     if mo:
@@ -419,6 +434,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--generate", type=int, default=64, help="greedy tokens per prompt for agreement")
     ap.add_argument("--layers", type=int, default=llm_synth.SynthConfig.layers, help="synthetic model layers")
     ap.add_argument("--kv-position", type=int, default=128, help="context position of the modelled decode step")
+    ap.add_argument("--quiet-load", type=float, help="before each round, wait for the 1-minute load average "
+                    "to fall below this")
+    ap.add_argument("--quiet-wait", type=float, default=120.0, help="longest wait for --quiet-load, seconds")
+    ap.add_argument("--edgeq-backend", choices=("c", "reference"), default="c",
+                    help="speed rows from the C decoder, or (to check this script) the numpy reference")
     ap.add_argument("--skip", default="", help="comma list of: agreement, speed, model")
     ap.add_argument("--json", type=Path, help=f"default {RESULTS}/bench_llm-<git sha>.json")
     a = ap.parse_args(argv)
@@ -426,21 +446,24 @@ def main(argv: list[str] | None = None) -> int:
     threads = [int(t) for t in a.threads.split(",")]
     try:
         import edgeq.llm.engine  # noqa: F401
-        use_engine = True
+        have_engine = True
     except ImportError:
-        use_engine = False
+        have_engine = False
         log(f"NOTE: {NO_ENGINE}")
+    use_engine = have_engine or a.edgeq_backend == "reference"
     cpu = next((ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
                 if ln.startswith("model name")), platform.processor())
     import llama_cpp
 
     result = {"machine": {"cpu": cpu, "cores": os.cpu_count(), "loadavg_before": [round(x, 2) for x in os.getloadavg()]},
-              "git": git_sha(), "llama_cpp_python": llama_cpp.__version__, "edgeq_engine": use_engine}
+              "git": git_sha(), "llama_cpp_python": llama_cpp.__version__, "edgeq_engine": have_engine,
+              "speed_backend": "C decoder" if a.edgeq_backend == "c" else "numpy reference"}
     if "agreement" not in skip:
         result["agreement"] = agreement(TINY_GGUF, a.generate, use_engine)
     if "speed" not in skip:
         path = llm_synth.synth_gguf(llm_synth.SynthConfig(layers=a.layers))
-        result["speed"] = speed(path, threads, a.rounds, a.prompt, a.short_prompt, a.decode, use_engine)
+        result["speed"] = speed(path, threads, a.rounds, a.prompt, a.short_prompt, a.decode, use_engine,
+                                (a.quiet_load, a.quiet_wait), a.edgeq_backend)
     if "model" not in skip:
         result["modelled"] = modelled(latest_arm_json(), [1, 2, 4], a.kv_position)
     result["machine"]["loadavg_after"] = [round(x, 2) for x in os.getloadavg()]
