@@ -73,8 +73,6 @@ class ReferenceEngine:
     """The numpy reference decoder behind the C Engine's interface: for checking this harness and for the
     agreement rows, never for edgeq's speed (it is numpy, not the runtime)."""
 
-    kind = "numpy reference"
-
     def __init__(self, path: Path, mode: str):
         from edgeq.llm.gguf_llama import load_llama
         from edgeq.llm.reference import Decoder
@@ -113,9 +111,7 @@ def open_edgeq(path: Path, mode: str, threads: int, backend: str = "c"):
         from edgeq.llm.engine import Engine
     except ImportError:
         return None
-    eng = Engine.open(str(path), mode=mode, threads=threads)
-    eng.kind = "C decoder"
-    return eng
+    return Engine.open(str(path), mode=mode, threads=threads)
 
 
 # ---------------------------------------------------------------- llama.cpp
