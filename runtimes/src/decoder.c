@@ -86,7 +86,8 @@ static edgeq_status_t op_attention_kv(edgeq_model_t *m, const edgeq_op_t *op, fl
         const size_t last = (size_t)pos[n];
         for (h = 0; h < heads; h++) {
             const size_t kv_off = (h / group) * hd;
-            float *out = y + n * QW + h * hd, max = -INFINITY, sum = 0.0f;
+            float *out = y + n * QW + h * hd, max = -INFINITY, inv;
+            double sum = 0.0;
             for (d = 0; d < hd; d++) qh[d] = round ? round_f16(q[n * QW + h * hd + d]) : q[n * QW + h * hd + d];
             for (j = 0; j <= last; j++) {
                 float s = 0.0f;
@@ -94,13 +95,14 @@ static edgeq_status_t op_attention_kv(edgeq_model_t *m, const edgeq_op_t *op, fl
                 scores[j] = s * scale;
                 max = scores[j] > max ? scores[j] : max;
             }
-            for (j = 0; j <= last; j++) {
+            for (j = 0; j <= last; j++) { /* as ggml's softmax: the sum in double, then one reciprocal */
                 scores[j] = expf(scores[j] - max);
-                sum += scores[j];
+                sum += (double)scores[j];
             }
+            inv = (float)(1.0 / sum);
             for (d = 0; d < hd; d++) out[d] = 0.0f;
             for (j = 0; j <= last; j++) {
-                const float p = round ? round_f16(scores[j] / sum) : scores[j] / sum;
+                const float p = round ? round_f16(scores[j] * inv) : scores[j] * inv;
                 for (d = 0; d < hd; d++) out[d] += p * cache_at(vc, f16, j * KW + kv_off + d);
             }
         }

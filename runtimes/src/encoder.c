@@ -75,11 +75,18 @@ static void op_norm(edgeq_model_t *m, const edgeq_op_t *op, int rms) {
             for (h = 0; h < H; h++) mean += v[h];
             mean = mean / (float)H;
         }
-        for (h = 0; h < H; h++) {
-            float d = v[h] - mean;
-            var += d * d;
+        if (rms) { /* as ggml: float squares summed in double, the mean rounded to float */
+            double sum = 0.0;
+            for (h = 0; h < H; h++) sum += (double)(v[h] * v[h]);
+            var = (float)(sum / (double)H);
+        } else {
+            for (h = 0; h < H; h++) {
+                float d = v[h] - mean;
+                var += d * d;
+            }
+            var = var / (float)H;
         }
-        inv = 1.0f / sqrtf(var / (float)H + eps);
+        inv = 1.0f / sqrtf(var + eps);
         for (h = 0; h < H; h++) o[h] = rms ? (v[h] * inv) * gamma[h] : ((v[h] - mean) * inv) * gamma[h] + beta[h];
     }
 }
