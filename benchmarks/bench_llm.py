@@ -224,7 +224,8 @@ class Speed:
 
 
 def speed(path: Path, threads: list[int], rounds: int, prompt_len: int, short_prompt: int, n: int,
-          use_engine: bool, quiet: tuple[float | None, float] = (None, 0.0), backend: str = "c") -> dict:
+          use_engine: bool, quiet: tuple[float | None, float] = (None, 0.0), backend: str = "c",
+          modes: tuple[str, ...] = MODES) -> dict:
     from edgeq.llm.gguf_llama import load_llama
 
     params = load_llama(path).params
@@ -240,7 +241,7 @@ def speed(path: Path, threads: list[int], rounds: int, prompt_len: int, short_pr
         c.memory = {"rss_delta_bytes": rss_bytes() - before, "how": "process RSS growth over opening the model and "
                     "one generate (mmapped weights + KV cache + compute buffers)"}
         contenders.append(c)
-        for mode in MODES:
+        for mode in modes:
             eng = open_edgeq(path, mode, t, backend) if use_engine else None
             if eng is None:
                 continue
@@ -435,6 +436,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quiet-wait", type=float, default=120.0, help="longest wait for --quiet-load, seconds")
     ap.add_argument("--edgeq-backend", choices=("c", "reference"), default="c",
                     help="speed rows from the C decoder, or (to check this script) the numpy reference")
+    ap.add_argument("--speed-modes", default=",".join(MODES), help="edgeq activation modes timed for speed")
     ap.add_argument("--skip", default="", help="comma list of: agreement, speed, model")
     ap.add_argument("--json", type=Path, help=f"default {RESULTS}/bench_llm-<git sha>.json")
     a = ap.parse_args(argv)
@@ -459,7 +461,8 @@ def main(argv: list[str] | None = None) -> int:
     if "speed" not in skip:
         path = llm_synth.synth_gguf(llm_synth.SynthConfig(layers=a.layers))
         result["speed"] = speed(path, threads, a.rounds, a.prompt, a.short_prompt, a.decode, use_engine,
-                                (a.quiet_load, a.quiet_wait), a.edgeq_backend)
+                                (a.quiet_load, a.quiet_wait), a.edgeq_backend,
+                                tuple(m for m in a.speed_modes.split(",") if m))
     if "model" not in skip:
         result["modelled"] = modelled(latest_arm_json(), [1, 2, 4], a.kv_position)
     result["machine"]["loadavg_after"] = [round(x, 2) for x in os.getloadavg()]
