@@ -139,7 +139,7 @@ def test_minilm_run_text_gives_the_bundled_embeddings(minilm_q4):
 
     from edgeq.cli import main
 
-    path, ids, mask, fp32 = minilm_q4
+    path, _ids, _mask, fp32 = minilm_q4
     sentences = SENTENCES.read_text().splitlines()[:2]
     r = CliRunner().invoke(main, ["run", str(path), "--text", sentences[0], "--text", sentences[1], "--json"])
     assert r.exit_code == 0, r.output
