@@ -385,7 +385,8 @@ def print_report(result: dict) -> None:
     if s:
         p = s["params"]
         print(f"\nSpeed (measured), synthetic BitNet-2B4T-shaped GGUF: {p['layers']} layers, dim {p['dim']}, "
-              f"ffn {p['ffn']}, {p['heads']}/{p['kv_heads']} heads, vocab {p['vocab']}; prompt {s['prompt_tokens']} "
+              f"ffn {p['ffn']}, {p['heads']}/{p['kv_heads']} heads, vocab {p['vocab']}, absmean scale per "
+              f"{s.get('synthetic_absmean_scale', 'block')}; prompt {s['prompt_tokens']} "
               f"tokens; decode {s['decode_tokens']} tokens after {s['decode_prompt_tokens']}; {s['rounds']} rounds "
               f"(load average at each round's start {s['loadavg_per_round']})")
         print(f"{'contender':<42} {'prompt tok/s best':>17} {'median':>8} {'x llama.cpp':>11} "
@@ -430,6 +431,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--short-prompt", type=int, default=8, help="prompt before the decoded tokens")
     ap.add_argument("--generate", type=int, default=64, help="greedy tokens per prompt for agreement")
     ap.add_argument("--layers", type=int, default=llm_synth.SynthConfig.layers, help="synthetic model layers")
+    ap.add_argument("--scale", choices=("tensor", "block"), default=llm_synth.SynthConfig.scale,
+                    help="synthetic model's absmean scale: per tensor (BitNet) or per 256-weight block")
     ap.add_argument("--kv-position", type=int, default=128, help="context position of the modelled decode step")
     ap.add_argument("--quiet-load", type=float, help="before each round, wait for the 1-minute load average "
                     "to fall below this")
@@ -459,10 +462,11 @@ def main(argv: list[str] | None = None) -> int:
     if "agreement" not in skip:
         result["agreement"] = agreement(TINY_GGUF, a.generate, use_engine)
     if "speed" not in skip:
-        path = llm_synth.synth_gguf(llm_synth.SynthConfig(layers=a.layers))
+        path = llm_synth.synth_gguf(llm_synth.SynthConfig(layers=a.layers, scale=a.scale))
         result["speed"] = speed(path, threads, a.rounds, a.prompt, a.short_prompt, a.decode, use_engine,
                                 (a.quiet_load, a.quiet_wait), a.edgeq_backend,
                                 tuple(m for m in a.speed_modes.split(",") if m))
+        result["speed"]["synthetic_absmean_scale"] = a.scale
     if "model" not in skip:
         result["modelled"] = modelled(latest_arm_json(), [1, 2, 4], a.kv_position)
     result["machine"]["loadavg_after"] = [round(x, 2) for x in os.getloadavg()]

@@ -4,7 +4,9 @@ benchmarks (benchmarks/bench_llm.py): loadable by edgeq.llm.load_llama and by ll
 Shapes per layer as in BitNet b1.58 2B4T: width 2560, SwiGLU FFN 6912, 20 heads / 5 KV heads (head dim
 128), RMSNorm; 4 layers by default (the real model has 30), context 512. The block linears are random
 Gaussian matrices ternarized the BitNet way (absmean, clip(round(w / mean|w|), -1, 1) * mean|w|), with
-one absmean scale per 256-weight block so TQ2_0 stores them exactly (its per-block fp16 d = the scale).
+the absmean taken per tensor as BitNet b1.58 does (scale="tensor": every TQ2_0 block carries the same d)
+or per 256-weight block (scale="block"); either way TQ2_0 stores the values exactly (its per-block fp16
+d is the scale).
 
 Vocabulary: the real 2B4T vocabulary has 128256 tokens, and its 328 M-weight head would dominate a
 4-layer model; this file instead reuses the tiny model's 1024-token gpt2 BPE (examples/tiny-llm) with a
@@ -45,6 +47,7 @@ class SynthConfig:
     context: int = 512
     rope_base: float = 500000.0  # BitNet 2B4T's rope_theta
     norm_eps: float = 1e-5
+    scale: str = "tensor"  # absmean per "tensor" (BitNet b1.58) or per 256-weight "block"
     seed: int = 0
 
     @property
@@ -53,13 +56,13 @@ class SynthConfig:
 
     def key(self) -> str:
         return (f"bitnet2b4t-shape-v{VERSION}-d{self.dim}-f{self.ffn}-h{self.heads}-kv{self.kv_heads}-L{self.layers}"
-                f"-ctx{self.context}-rope{self.rope_base:g}-eps{self.norm_eps:g}-seed{self.seed}")
+                f"-ctx{self.context}-rope{self.rope_base:g}-eps{self.norm_eps:g}-scale{self.scale}-seed{self.seed}")
 
 
-def ternary_blocks(rng: np.random.Generator, rows: int, cols: int) -> np.ndarray:
-    """Gaussian [rows, cols] ternarized by absmean per 256-weight block (along the input dimension)."""
+def ternary(rng: np.random.Generator, rows: int, cols: int, per: str) -> np.ndarray:
+    """Gaussian [rows, cols] ternarized by absmean per tensor or per 256-weight block (along the input)."""
     w = rng.standard_normal((rows, cols // 256, 256), dtype=np.float32) / np.float32(np.sqrt(cols))
-    scale = np.abs(w).mean(axis=-1, keepdims=True)
+    scale = np.abs(w).mean(axis=-1, keepdims=True) if per == "block" else np.abs(w).mean()
     codes = np.clip(np.rint(w / scale), -1, 1)
     return (codes * scale.astype(np.float16).astype(np.float32)).reshape(rows, cols)
 
@@ -75,7 +78,7 @@ def synth_tensors(c: SynthConfig, vocab: int):
     for i in range(c.layers):
         yield f"blk.{i}.attn_norm.weight", norm(), "F32"
         for name, shape in LINEAR_SHAPES.items():
-            yield f"blk.{i}.{name}.weight", ternary_blocks(rng, *shape(c.dim, kv, c.ffn)), "TQ2_0"
+            yield f"blk.{i}.{name}.weight", ternary(rng, *shape(c.dim, kv, c.ffn), c.scale), "TQ2_0"
         yield f"blk.{i}.ffn_norm.weight", norm(), "F32"
     yield "output_norm.weight", norm(), "F32"
     yield "output.weight", rng.standard_normal((vocab, c.dim), dtype=np.float32) / np.float32(np.sqrt(c.dim)), "Q8_0"
@@ -85,6 +88,8 @@ def write_synth(c: SynthConfig, path: Path) -> Path:
     from edgeq.llm.gguf_llama import LlamaParams
     from edgeq.llm.gguf_write import TokenizerMeta, write_llama_gguf
 
+    if c.scale not in ("tensor", "block"):
+        raise ValueError(f"scale must be 'tensor' or 'block', not {c.scale!r}")
     if c.dim % 256 or c.ffn % 256 or c.dim % c.heads or c.heads % c.kv_heads:
         raise ValueError(f"{c}: dim and ffn must be multiples of 256 (TQ2_0 blocks), heads divide dim, kv heads divide heads")
     tok = TokenizerMeta.from_gguf(TINY_GGUF)
@@ -105,10 +110,11 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--layers", type=int, default=SynthConfig.layers)
     ap.add_argument("--context", type=int, default=SynthConfig.context)
+    ap.add_argument("--scale", choices=("tensor", "block"), default=SynthConfig.scale)
     ap.add_argument("--seed", type=int, default=SynthConfig.seed)
     ap.add_argument("-o", "--out", type=Path, help="write here instead of the cache")
     a = ap.parse_args(argv)
-    c = SynthConfig(layers=a.layers, context=a.context, seed=a.seed)
+    c = SynthConfig(layers=a.layers, context=a.context, scale=a.scale, seed=a.seed)
     path = write_synth(c, a.out) if a.out else synth_gguf(c)
     print(f"{path} ({path.stat().st_size / 1e6:.1f} MB)")
     return 0

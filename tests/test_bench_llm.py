@@ -15,11 +15,12 @@ import bench_llm
 import llm_synth
 
 
-def test_synthetic_gguf_loads_with_ternary_block_weights(tmp_path):
+@pytest.mark.parametrize("per", ["tensor", "block"])
+def test_synthetic_gguf_loads_with_absmean_ternary_weights(tmp_path, per):
     from edgeq.llm.gguf_llama import load_llama
     from edgeq.llm.tokenizer import GGUFTokenizer
 
-    c = llm_synth.SynthConfig(dim=256, ffn=512, heads=4, kv_heads=2, layers=2, context=64, seed=3)
+    c = llm_synth.SynthConfig(dim=256, ffn=512, heads=4, kv_heads=2, layers=2, context=64, scale=per, seed=3)
     path = llm_synth.write_synth(c, tmp_path / "s.gguf")
     m = load_llama(path)
     p = m.params
@@ -37,17 +38,21 @@ def test_synthetic_gguf_loads_with_ternary_block_weights(tmp_path):
         codes = blocks / scale
         assert set(np.unique(codes)) == {-1.0, 0.0, 1.0}  # {-1, 0, +1} x one scale per 256-weight block
         assert 0.2 < (codes == 0).mean() < 0.45  # absmean ternarization of a Gaussian zeroes ~31 %
-        assert len(np.unique(scale)) > 1  # per-block scales, not one per tensor
+        n_scales = len(np.unique(scale))
+        assert n_scales == 1 if per == "tensor" else n_scales > 1  # BitNet's one absmean, or one per block
     assert GGUFTokenizer(m).encode("Return the number of")[0] == m.bos
     # same parameters, same bytes: the cache key covers everything the file depends on
     again = llm_synth.write_synth(c, tmp_path / "t.gguf")
     assert again.read_bytes() == path.read_bytes()
-    assert c.key() != llm_synth.SynthConfig(dim=256, ffn=512, heads=4, kv_heads=2, layers=2, context=64, seed=4).key()
+    for other in ({"seed": 4}, {"scale": "block" if per == "tensor" else "tensor"}):
+        assert c.key() != llm_synth.SynthConfig(**{**c.__dict__, **other}).key()
 
 
 def test_synthetic_config_refuses_shapes_tq2_cannot_hold(tmp_path):
     with pytest.raises(ValueError, match="multiples of 256"):
         llm_synth.write_synth(llm_synth.SynthConfig(dim=320, heads=4, kv_heads=2), tmp_path / "x.gguf")
+    with pytest.raises(ValueError, match="scale"):
+        llm_synth.write_synth(llm_synth.SynthConfig(scale="row"), tmp_path / "y.gguf")
     assert not list(tmp_path.iterdir())
 
 
