@@ -267,6 +267,7 @@ def speed(path: Path, threads: list[int], rounds: int, prompt_len: int, short_pr
         if c is not peer:
             for k in ("prompt_tok_s", "decode_tok_s"):
                 row[k]["vs_llama_cpp_median"] = row[k]["median"] / float(np.median(getattr(peer, k)))
+                row[k]["vs_llama_cpp_best"] = row[k]["best"] / max(getattr(peer, k))
         out.append(row)
     return {"model": str(path), "params": params.__dict__, "prompt_tokens": prompt_len, "decode_tokens": n,
             "decode_prompt_tokens": short_prompt, "rounds": rounds, "loadavg_per_round": loads, "rows": out}
@@ -389,16 +390,18 @@ def print_report(result: dict) -> None:
               f"{s.get('synthetic_absmean_scale', 'block')}; prompt {s['prompt_tokens']} "
               f"tokens; decode {s['decode_tokens']} tokens after {s['decode_prompt_tokens']}; {s['rounds']} rounds "
               f"(load average at each round's start {s['loadavg_per_round']})")
-        print(f"{'contender':<42} {'prompt tok/s best':>17} {'median':>8} {'x llama.cpp':>11} "
-              f"{'decode tok/s best':>17} {'median':>8} {'x llama.cpp':>11}  memory")
+        print(f"{'contender':<42} {'prompt tok/s best':>17} {'median':>8} {'x llama.cpp':>15} "
+              f"{'decode tok/s best':>17} {'median':>8} {'x llama.cpp':>15}  memory")
+        print(f"{'':<42} {'':>17} {'':>8} {'median / best':>15} {'':>17} {'':>8} {'median / best':>15}")
         for r in s["rows"]:
             pr, de = r["prompt_tok_s"], r["decode_tok_s"]
             mem = r["memory"]
             m = (f"RSS +{mem['rss_delta_bytes'] / 1e6:.0f} MB" if "rss_delta_bytes" in mem
                  else f"arena {mem['arena_bytes'] / 1e6:.1f} MB + weights {mem['weight_bytes'] / 1e6:.1f} MB")
-            rat = (lambda d: f"{d['vs_llama_cpp_median']:.2f}x" if "vs_llama_cpp_median" in d else "")
-            print(f"{r['contender']:<42} {pr['best']:>17.1f} {pr['median']:>8.1f} {rat(pr):>11} "
-                  f"{de['best']:>17.1f} {de['median']:>8.1f} {rat(de):>11}  {m}")
+            rat = (lambda d: f"{d['vs_llama_cpp_median']:.2f}x / {d['vs_llama_cpp_best']:.2f}x"
+                   if "vs_llama_cpp_median" in d else "")
+            print(f"{r['contender']:<42} {pr['best']:>17.1f} {pr['median']:>8.1f} {rat(pr):>15} "
+                  f"{de['best']:>17.1f} {de['median']:>8.1f} {rat(de):>15}  {m}")
     mo = result.get("modelled")
     if mo:
         ths = [x["threads"] for x in mo["rows"][0]["runs"]]
