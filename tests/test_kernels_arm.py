@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 from kernel_cases import ACC_ROW, FMT_INDEX, Case, case_inputs, cases
 
+from edgeq.formats.packed import to_rows4
 from edgeq.runner.deploy import insn_plugin
 from edgeq.runtime import RUNTIME_DIR
 
@@ -50,6 +51,36 @@ def record(tier: int, case: Case, d) -> bytes:
     head = struct.pack("<15i", int(case.xnor), tier, FMT_INDEX[case.fmt], case.acc, case.block, case.rows, case.cols,
                        p.codes.shape[1], case.n, r0, r1, len(zeros), len(scales), len(x), len(acc))
     return head + np.ascontiguousarray(p.codes).tobytes() + scales + zeros + x + acc
+
+
+def record_rows4(tier: int, case: Case, d) -> bytes:
+    """A kernel_cli record of the same weights stored in LAYOUT_ROWS4 (kind 2): the tier's rows4 kernels."""
+    p = d.p
+    codes = to_rows4(np.ascontiguousarray(p.codes), 4)
+    scales = to_rows4(np.ascontiguousarray(d.scales), 1) if case.acc != ACC_ROW else d.scales
+    zeros = b"" if p.zeros is None else to_rows4(np.ascontiguousarray(p.zeros), 1).tobytes()
+    x, acc = np.ascontiguousarray(d.x).tobytes(), d.acc.tobytes()
+    head = struct.pack("<15i", 2, tier, FMT_INDEX[case.fmt], case.acc, case.block, case.rows, case.cols,
+                       p.codes.shape[1], case.n, case.r0, case.r1, len(zeros), scales.nbytes, len(x), len(acc))
+    return head + codes.tobytes() + scales.tobytes() + zeros + x + acc
+
+
+def rows4_cases() -> list[Case]:
+    """T2 (row and block scales) and Q4 (every group, with and without zero points) on random shapes: rows
+    not a multiple of 4, odd K, row ranges starting and ending inside a group of 4, batches 1..64."""
+    rng = np.random.default_rng(11)
+    kinds = [("t2", ACC_ROW, 256, False), ("t2", 1, 256, False)]
+    kinds += [("q4", 1, g, z) for g in (32, 64, 128) for z in (False, True)]
+    out = []
+    for fmt, acc, block, zeros in kinds:
+        for n in (1, 1, 2, 5, 64):
+            rows = int(rng.choice([1, 2, 3, 5, 7, 9, 13, 19, 40]))
+            cols = int(rng.choice([1, 31, 255, 257, 300, 777, 1001]))
+            r0 = int(rng.integers(0, rows))
+            r1 = int(rng.integers(r0 + 1, rows + 1))
+            out.append(Case(fmt, acc, block, rows, cols, n, r0, r1, zeros))
+    out += [Case("t2", ACC_ROW, 256, 17, 33 * 256 + 5, 1, 0, 17), Case("q4", 1, 32, 9, 4096, 1, 0, 9)]
+    return out
 
 
 def arm_cases() -> list[Case]:
@@ -107,24 +138,55 @@ def _tier_lacks(tier: str, case: Case) -> bool:
     return case.fmt == "b1" and case.acc != ACC_ROW and not case.xnor
 
 
-GUARD = {"t2": 0.45, "q4": 0.9}  # executed instructions per weight, 1024 x 4096 mat-vec, dotprod tier
+@pytest.mark.parametrize("cpu,has_rows4", [("cortex-a76", True), ("cortex-a53", False), ("max", True)])
+def test_rows4_kernels_match_reference(cli, tmp_path, cpu, has_rows4):
+    """The dotprod tier's ROWS4 kernels give the row-major reference's bits; without SDOT no tier offers
+    them (the runtime then repacks to row-major at load)."""
+    jobs, blob = [], b""
+    for k, case in enumerate(rows4_cases()):
+        d = case_inputs(case, seed=200 + k)
+        d.want[:, case.r1:] = -7  # rows_cases end inside the matrix: rows past r1 stay untouched too
+        for tier in ("neon", "neon_dotprod"):
+            jobs.append((tier, case, d))
+            blob += record_rows4(ARM_TIERS[tier], case, d)
+    out, _ = run_cli(cli, cpu, blob, tmp_path)
+    at, checked = 0, 0
+    for tier, case, d in jobs:
+        name = out[at:at + NAME_BYTES].rstrip(b"\0").decode()
+        at += NAME_BYTES
+        got = np.frombuffer(out[at:at + d.acc.nbytes], d.acc.dtype).reshape(d.acc.shape)
+        at += d.acc.nbytes
+        if tier == "neon" or not has_rows4:
+            assert not name, f"-cpu {cpu}: {tier} offered {name} for ROWS4 weights"
+            continue
+        assert name.startswith(f"neon_dotprod/{case.fmt}_rows4_"), name
+        np.testing.assert_array_equal(got, d.want, err_msg=f"-cpu {cpu} {name} {case}")
+        checked += 1
+    assert at == len(out)
+    assert checked == (len(rows4_cases()) if has_rows4 else 0)
+
+
+# Executed instructions per weight, 1024 x 4096 mat-vec, dotprod tier: row-major and ROWS4 weights.
+GUARD = {("t2", False): 0.45, ("q4", False): 0.9, ("t2", True): 0.2, ("q4", True): 0.3}
 
 
 @pytest.mark.skipif(insn_plugin() is None, reason="qemu insn plugin not built (tools/build_qemu_plugin.sh)")
-@pytest.mark.parametrize("fmt", ["t2", "q4"])
-def test_dotprod_matvec_instruction_guard(cli, tmp_path, fmt):
+@pytest.mark.parametrize("fmt,rows4", list(GUARD))
+def test_dotprod_matvec_instruction_guard(cli, tmp_path, fmt, rows4):
     """Instructions per weight, set-up cancelled by differencing 1 and 3 calls: deterministic, so loose
     bounds catch a silent fallback to the reference kernel (which costs several per weight)."""
     case = Case(fmt, 1, 256 if fmt == "t2" else 32, 1024, 4096, 1, 0, 1024)
     d = case_inputs(case, seed=7)
-    rec = record(ARM_TIERS["neon_dotprod"], case, d)
+    rec = (record_rows4 if rows4 else record)(ARM_TIERS["neon_dotprod"], case, d)
     totals = []
     for reps in (1, 3):
         out, err = run_cli(cli, "cortex-a76", rec * reps, tmp_path, insn_plugin())
-        assert out[:NAME_BYTES].rstrip(b"\0").decode() == f"neon_dotprod/{fmt}_block_matvec"
+        want = f"neon_dotprod/{fmt}_rows4_block_matvec" if rows4 else f"neon_dotprod/{fmt}_block_matvec"
+        assert out[:NAME_BYTES].rstrip(b"\0").decode() == want
         totals.append(int(re.findall(r"total insns: (\d+)", err)[-1]))
     per_weight = (totals[1] - totals[0]) / 2 / (1024 * 4096)
-    assert per_weight <= GUARD[fmt], f"{fmt}: {per_weight:.3f} executed instructions per weight"
+    print(f"{fmt} rows4={rows4}: {per_weight:.4f} executed instructions per weight (emulated)")
+    assert per_weight <= GUARD[fmt, rows4], f"{fmt}: {per_weight:.3f} executed instructions per weight"
 
 
 @pytest.fixture(scope="module")

@@ -31,6 +31,7 @@ typedef struct {
     const uint8_t *codes;  /* rows x row_bytes */
     const void *scales;    /* SCALE_ROW: float[rows] (unused by dot); SCALE_BLOCK: fp16 [rows][n_blocks] */
     const uint8_t *zeros;  /* Q4 asymmetric: [rows][n_blocks]; NULL = symmetric (u - 8) */
+    int layout;            /* EDGEQ_LAYOUT_*: ROWS4 codes, block scales and zeros are in groups of 4 rows */
 } eq_weights_t;
 
 typedef struct {
@@ -80,9 +81,22 @@ extern const eq_kernel_tier_t eq_cm_mve_tier; /* Helium (Cortex-M55) */
 #endif
 #if defined(__aarch64__)
 extern const eq_kernel_tier_t eq_neon_tier, eq_neon_dotprod_tier; /* one source, kernels/neon */
+extern const eq_format_kernels_t eq_neon_dotprod_t2_rows4, eq_neon_dotprod_q4_rows4; /* neon_rows4.c */
 int eq_neon_cpu_ok(void);
 int eq_neon_dotprod_cpu_ok(void);
 #endif
+
+/* A tier's kernels for format fmt in EDGEQ_LAYOUT_ROWS4, or NULL. Every tier's own table reads row-major
+ * weights; the runtime repacks a ROWS4 weight at load when this is NULL (docs/formats.md). */
+static inline const eq_format_kernels_t *eq_rows4_kernels(const eq_kernel_tier_t *tier, int fmt) {
+#if defined(__aarch64__)
+    if (tier == &eq_neon_dotprod_tier)
+        return fmt == EQ_F_T2 ? &eq_neon_dotprod_t2_rows4 : fmt == EQ_F_Q4 ? &eq_neon_dotprod_q4_rows4 : NULL;
+#endif
+    (void)tier;
+    (void)fmt;
+    return NULL;
+}
 
 /* Exact IEEE half -> single conversion (the ref tier's; SIMD tiers use F16C). */
 float eq_f16_to_f32(uint16_t h);

@@ -57,6 +57,8 @@ int eq_kernel_format(int format); /* EDGEQ_FMT_* -> EQ_F_*, -1 if not a weight f
 /* Bytes of one sample of an activation (shape[0] is the batch axis); 0 if not an activation format. */
 size_t eq_sample_bytes(const edgeq_tensor_t *t);
 size_t eq_features(const edgeq_tensor_t *t); /* product of shape[1..] */
+/* Rows a weight payload stores: ROWS4 pads to whole groups of 4. */
+uint64_t eq_stored_rows(const edgeq_tensor_t *t);
 /* Kernel view of a weight tensor (pointers into the blob). */
 void eq_weights(const eq_blob_t *b, uint32_t t, eq_weights_t *w);
 /* Constant payload pointer (blob) of tensor t. */

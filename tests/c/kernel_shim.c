@@ -33,13 +33,15 @@ static eq_weights_t weights(int fmt, int acc_kind, int block, int rows, int cols
     w.codes = codes;
     w.scales = scales;
     w.zeros = zeros;
+    w.layout = 0;
     return w;
 }
 
-/* Returns the kernel's name, or NULL when the tier has no such kernel. x is [n][padded_cols]. */
-SHIM_API const char *eqt_dot(int tier, int fmt, int acc_kind, int block, int rows, int cols, size_t row_bytes,
-                             const uint8_t *codes, const void *scales, const uint8_t *zeros, const int8_t *x, int n,
-                             int r0, int r1, void *acc) {
+/* Returns the kernel's name, or NULL when the tier has no such kernel. x is [n][padded_cols]. layout:
+ * EDGEQ_LAYOUT_* of codes, scales and zeros (1 = ROWS4: the tier's rows4 kernels, if it has them). */
+SHIM_API const char *eqt_dot_layout(int tier, int fmt, int acc_kind, int block, int rows, int cols, size_t row_bytes,
+                                    const uint8_t *codes, const void *scales, const uint8_t *zeros, const int8_t *x,
+                                    int n, int r0, int r1, void *acc, int layout) {
     const eq_kernel_tier_t *t = tier_by_index(tier);
     const eq_format_kernels_t *k;
     const eq_dot_kernel_t *dot;
@@ -47,7 +49,9 @@ SHIM_API const char *eqt_dot(int tier, int fmt, int acc_kind, int block, int row
     eq_acts_t a;
     void *prep = NULL;
     if (!t || n < 1 || n > EQ_MAX_N) return NULL;
-    k = &t->fmt[fmt];
+    w.layout = layout;
+    k = layout ? eq_rows4_kernels(t, fmt) : &t->fmt[fmt];
+    if (!k) return NULL;
     dot = &k->dot[acc_kind][n > 1];
     if (!dot->fn) return NULL;
     if (k->prep_bytes) {
@@ -61,6 +65,12 @@ SHIM_API const char *eqt_dot(int tier, int fmt, int acc_kind, int block, int row
     dot->fn(&w, &a, r0, r1, acc, (size_t)rows);
     free(prep);
     return dot->name;
+}
+
+SHIM_API const char *eqt_dot(int tier, int fmt, int acc_kind, int block, int rows, int cols, size_t row_bytes,
+                             const uint8_t *codes, const void *scales, const uint8_t *zeros, const int8_t *x, int n,
+                             int r0, int r1, void *acc) {
+    return eqt_dot_layout(tier, fmt, acc_kind, block, rows, cols, row_bytes, codes, scales, zeros, x, n, r0, r1, acc, 0);
 }
 
 SHIM_API const char *eqt_xnor(int tier, int rows, int cols, size_t row_bytes, const uint8_t *codes,

@@ -124,8 +124,14 @@ enum {
 /* Weight layouts. ROW_MAJOR is canonical; tiled layouts are added by the
  * kernels that prefer them and are repacked at load when the runtime lacks them. */
 enum {
-    EDGEQ_LAYOUT_ROW_MAJOR = 0
+    EDGEQ_LAYOUT_ROW_MAJOR = 0,
+    /* T2 and Q4 only: rows in groups of 4 (the last group padded with zero rows), each group's
+     * rows interleaved in 4-byte words: group byte 16 j + 4 i + t = byte 4 j + t of row 4 g + i.
+     * SCALE_BLOCK scales and Q4 zero points are [groups][n_blocks][4]; SCALE_ROW scales stay
+     * [rows]. One SDOT by element then dots 4 rows with the same 4 activations (docs/formats.md). */
+    EDGEQ_LAYOUT_ROWS4 = 1
 };
+#define EDGEQ_ROWS4_GROUP 4
 
 /* ---- tensor table ------------------------------------------------------ */
 /* A tensor's bytes live at [data_offset, data_offset + data_size) of the FILE.
