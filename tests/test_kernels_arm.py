@@ -233,3 +233,40 @@ def test_arm_runtime_all_ops_bit_exact_with_reference(arm_runner, tmp_path, cpu,
                 np.testing.assert_allclose(got, w, rtol=0, atol=1e-6)
             else:
                 np.testing.assert_array_equal(got, w, err_msg=f"{cpu} {fmt} kind {kind} batch {samples} output {i}")
+
+
+@pytest.mark.parametrize("cpu,tier", [("cortex-a76", "neon_dotprod"), ("cortex-a53", "neon")])
+def test_arm_runtime_rows4_blob_bit_exact(arm_runner, tmp_path, cpu, tier):
+    """A blob with ROWS4 T2/Q4 weights through the aarch64 runtime: with SDOT the rows4 kernels read it in
+    place, without it the runtime repacks to row-major at load; both give the numpy executor's bits."""
+    import json
+
+    import runtime_graphs as RG
+
+    from edgeq import reference
+    from edgeq.blob import write_blob
+
+    for k, (fmt, kind, block, zeros) in enumerate(RG.CONFIGS):
+        if fmt not in ("t2", "q4"):
+            continue
+        g = RG.with_rows4(RG.all_ops_graph(40 + k, fmt, kind, block, zeros))
+        write_blob(g, tmp_path / "g.edgeq")
+        x = np.random.default_rng(k).normal(0, 1.5, (70, 7, 6, 3)).astype(np.float32)
+        for samples in (70, 1):
+            (tmp_path / "x.bin").write_bytes(x[:samples].tobytes())
+            res = subprocess.run(["qemu-aarch64", "-cpu", cpu, str(arm_runner), str(tmp_path / "g.edgeq"), "--input",
+                                  str(tmp_path / "x.bin"), "--batch", "70", "--outputs", str(tmp_path), "--threads",
+                                  "2", "--runs", "1", "--warmup", "0", "--no-tests"], capture_output=True, text=True,
+                                 timeout=600, check=False)
+            assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
+            kernels = [x["kernel"] for x in json.loads(res.stdout)["layers"]]
+            rows4 = [k for k in kernels if f"{fmt}_rows4_" in k]
+            assert bool(rows4) == (tier == "neon_dotprod"), kernels
+            assert all(k.startswith((tier + "/", "ref")) for k in kernels), kernels
+            for i, w in enumerate(reference.run(g, [x[:samples]])):
+                w = np.asarray(w)
+                got = np.frombuffer((tmp_path / f"out{i}.bin").read_bytes(), w.dtype).reshape(w.shape)
+                if i == 0 and g.ops[-1].op == RG.L.OP_SOFTMAX:
+                    np.testing.assert_allclose(got, w, rtol=0, atol=1e-6)
+                else:
+                    np.testing.assert_array_equal(got, w, err_msg=f"{cpu} {fmt} kind {kind} batch {samples} output {i}")

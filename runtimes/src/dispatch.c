@@ -40,7 +40,7 @@ edgeq_status_t eq_select_tier(uint32_t requested, const eq_kernel_tier_t **tier,
     return eq_fail(diag, EDGEQ_E_TIER, "kernel tier %u is not available on this CPU or build", requested);
 }
 
-const eq_dot_kernel_t *eq_dot_kernel(const eq_kernel_tier_t *tier, int fmt, int acc_kind, int n) {
-    const eq_dot_kernel_t *k = &tier->fmt[fmt].dot[acc_kind][n > 1];
-    return k->fn ? k : &eq_ref_tier.fmt[fmt].dot[acc_kind][n > 1];
+const eq_dot_kernel_t *eq_dot_kernel(const eq_kernel_tier_t *tier, const eq_weights_t *w, int n) {
+    const eq_dot_kernel_t *k = &eq_format_kernels(tier, w)->dot[w->acc_kind][n > 1];
+    return k->fn ? k : &eq_ref_tier.fmt[w->format].dot[w->acc_kind][n > 1];
 }

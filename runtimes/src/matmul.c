@@ -112,7 +112,7 @@ typedef struct {
  * activation scales). */
 static layout_t scratch_layout(const eq_weights_t *w, int n, int need_pad, int xnor, int dyn,
                                const eq_kernel_tier_t *tier) {
-    const eq_format_kernels_t *k = &tier->fmt[w->format];
+    const eq_format_kernels_t *k = eq_format_kernels(tier, w);
     layout_t l;
     l.pad = 0;
     l.prep = eq_align64(need_pad ? (size_t)n * (size_t)w->padded_cols : 0);
@@ -179,6 +179,7 @@ size_t eq_matmul_scratch_bytes(const eq_blob_t *b, const edgeq_op_t *op, uint32_
                                const eq_kernel_tier_t *tier) {
     plan_t p;
     make_plan(b, op, max_batch, &p);
+    if (eq_needs_repack(b, tier, (uint32_t)op->inputs[1])) p.w.layout = EDGEQ_LAYOUT_ROW_MAJOR; /* as it will run */
     return scratch_layout(&p.w, p.tile, p.need_pad, p.xnor, p.dyn, tier).bytes;
 }
 
@@ -187,7 +188,7 @@ size_t eq_matmul_scratch_bytes(const eq_blob_t *b, const edgeq_op_t *op, uint32_
 static const char *run_tile(edgeq_model_t *m, const plan_t *p, const layout_t *l, uint8_t *scratch, const void *x,
                             size_t x_stride, int n, int r0, int r1, size_t acc_stride, const epilogue_t *e, void *y,
                             size_t y_stride, int threaded) {
-    const eq_format_kernels_t *k = &m->tier->fmt[p->w.format];
+    const eq_format_kernels_t *k = eq_format_kernels(m->tier, &p->w);
     rows_task_t t;
     memset(&t, 0, sizeof t);
     t.w = &p->w;
@@ -203,7 +204,7 @@ static const char *run_tile(edgeq_model_t *m, const plan_t *p, const layout_t *l
         t.xnor = k->xnor ? k->xnor : eq_ref_tier.fmt[EQ_F_B1].xnor;
         t.bits = (const uint32_t *)x;
     } else {
-        t.dot = eq_dot_kernel(m->tier, p->w.format, p->w.acc_kind, n);
+        t.dot = eq_dot_kernel(m->tier, &p->w, n);
         t.acts.x = (const int8_t *)x;
         t.acts.stride = x_stride;
         if (k->prep && t.dot == &k->dot[p->w.acc_kind][n > 1]) {
@@ -371,6 +372,7 @@ edgeq_status_t eq_run_matmul(edgeq_model_t *m, const edgeq_op_t *op, uint8_t *sc
     plan_t p;
     layout_t l;
     make_plan(&m->blob, op, m->options.max_batch, &p);
+    eq_model_weights(m, (uint32_t)op->inputs[1], &p.w);
     l = scratch_layout(&p.w, p.tile, p.need_pad, p.xnor, p.dyn, m->tier);
     *kernel = p.dyn ? run_linear_dyn(m, &p, &l, scratch)
             : op->op == EDGEQ_OP_LINEAR ? run_linear(m, &p, &l, scratch) : run_conv(m, op, &p, &l, scratch);

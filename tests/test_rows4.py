@@ -1,0 +1,96 @@
+"""The ROWS4 weight layout end to end on the host: a ROWS4 blob gives the row-major blob's exact results
+through the runtime (x86 and ref tiers have no rows4 kernels: the weights are repacked once at load, into
+the planned arena), both readers refuse a layout id a tensor cannot have, and the packer writes ROWS4
+only for targets that ask for it. The aarch64 kernels that read ROWS4 directly: tests/test_kernels_arm.py."""
+
+from __future__ import annotations
+
+import ctypes
+
+import numpy as np
+import pytest
+import runtime_graphs as RG
+from tamper import restamp, sections
+
+from edgeq.blob import layout as L
+from edgeq.blob import read_blob, write_blob
+from edgeq.errors import BlobError, EdgeqError
+from edgeq.formats import ids as F
+from edgeq.runtime import Session
+
+ROWS4_CONFIGS = [c for c in RG.CONFIGS if c[0] in ("t2", "q4")]
+
+
+@pytest.mark.parametrize("config", ROWS4_CONFIGS, ids=lambda c: f"{c[0]}-kind{c[1]}-b{c[2]}-z{int(c[3])}")
+@pytest.mark.parametrize("tier", ["ref", "auto"])
+def test_rows4_blob_matches_reference_after_repack(tmp_path, config, tier):
+    fmt, kind, block, zeros = config
+    g = RG.all_ops_graph(3, fmt, kind, block, zeros)
+    write_blob(g, tmp_path / "row.edgeq")
+    write_blob(RG.with_rows4(g), tmp_path / "rows4.edgeq")
+    assert {t.packed.layout for t in read_blob(tmp_path / "rows4.edgeq").graph.tensors
+            if t.packed is not None and t.packed.format in (F.FMT_T2, F.FMT_Q4)} == {F.LAYOUT_ROWS4}
+    x = np.random.default_rng(5).normal(0, 1.5, (70, 7, 6, 3)).astype(np.float32)
+    RG.check_session_matches_reference(tmp_path / "rows4.edgeq", g, x, tier=tier, threads=2, max_batch=70)
+    RG.check_session_matches_reference(tmp_path / "rows4.edgeq", g, x[:1], tier=tier, threads=1, max_batch=1)
+    # the repacked copy is part of the planned arena: exactly the row-major codes, block scales and zeros
+    row, tiled = (Session(tmp_path / n, tier=tier).memory for n in ("row.edgeq", "rows4.edgeq"))
+    assert tiled["activation_bytes"] == row["activation_bytes"]
+    weights = [t.packed for t in g.tensors if t.packed is not None and t.packed.format in (F.FMT_T2, F.FMT_Q4)]
+    copy = sum(-(-_copy_bytes(p) // 64) * 64 for p in weights)
+    assert tiled["arena_bytes"] - row["arena_bytes"] in range(copy, copy + 64)
+
+
+def _copy_bytes(p) -> int:
+    """Bytes of repack.c's row-major copy: codes, block scales, zero points (64-aligned regions)."""
+    n = p.rows * p.codes.shape[1]
+    if p.scale_kind == F.SCALE_BLOCK:
+        n = -(-n // 64) * 64 + p.scales.nbytes
+    if p.zeros is not None:
+        n = -(-n // 64) * 64 + p.zeros.nbytes
+    return n
+
+
+def _with_layout(buf: bytes, tensor_name: str, layout: int) -> bytes:
+    """The blob with one tensor record's layout id changed and every CRC recomputed (so only the layout
+    check can object)."""
+    data = bytearray(buf)
+    secs = {s.kind: s for s in sections(data)}
+    tensors, strings = secs[L.SECTION_TENSORS], secs[L.SECTION_STRINGS]
+    size = ctypes.sizeof(L.edgeq_tensor_t)
+    for at in range(tensors.offset, tensors.offset + tensors.size, size):
+        rec = L.edgeq_tensor_t.from_buffer(data, at)
+        if bytes(data[strings.offset + rec.name:]).split(b"\0")[0].decode() == tensor_name:
+            rec.layout = layout
+            return bytes(restamp(data))
+    raise AssertionError(f"no tensor {tensor_name}")
+
+
+def _weights(g, fmt_id: int) -> list[str]:
+    return [t.name for t in g.tensors if t.packed is not None and t.packed.format == fmt_id]
+
+
+@pytest.mark.parametrize("fmt,layout,why", [("t2", 7, "unknown layout id 7"), ("i8", 1, "layout"),
+                                            ("t158", 1, "layout")])
+def test_bad_layout_ids_are_refused_by_both_readers(tmp_path, fmt, layout, why):
+    fmt_id = {"t2": F.FMT_T2, "i8": F.FMT_I8, "t158": F.FMT_T158}[fmt]
+    g = RG.all_ops_graph(2, fmt, F.SCALE_ROW)
+    write_blob(g, tmp_path / "ok.edgeq")
+    bad = tmp_path / "bad.edgeq"
+    bad.write_bytes(_with_layout((tmp_path / "ok.edgeq").read_bytes(), _weights(g, fmt_id)[0], layout))
+    with pytest.raises(EdgeqError, match=why) as err:
+        Session(bad)
+    assert "E_LAYOUT" in str(err.value) or "layout" in str(err.value)
+    with pytest.raises(BlobError, match="layout"):
+        read_blob(bad)
+
+
+def test_rows4_on_an_activation_is_refused(tmp_path):
+    g = RG.all_ops_graph(2, "t2", F.SCALE_ROW)
+    write_blob(g, tmp_path / "ok.edgeq")
+    bad = tmp_path / "bad.edgeq"
+    bad.write_bytes(_with_layout((tmp_path / "ok.edgeq").read_bytes(), g.tensors[g.inputs[0]].name, 1))
+    with pytest.raises(EdgeqError, match="layout"):
+        Session(bad)
+    with pytest.raises(BlobError, match="layout"):
+        read_blob(bad)
