@@ -67,6 +67,8 @@ def load_model(path: Path):
 def _write_imported(graph: Graph, model: Path, fmt: str | None, calib: Path | None, target: str,
                     output: Path, preprocess: str | None) -> None:
     """Writes a model that arrives quantized (.gguf, .tflite) as imported: no recipe, no calibration."""
+    from edgeq.packer import apply_target_layout
+
     if fmt or calib:
         raise EdgeqError(f"{model}: -f/--format and --calib do not apply to {model.suffix} models, whose "
                          "weights and activation parameters are already quantized")
@@ -75,6 +77,7 @@ def _write_imported(graph: Graph, model: Path, fmt: str | None, calib: Path | No
 
         get_target(target)  # an unknown target is an error here too
     graph.target = target
+    apply_target_layout(graph, target)
     if preprocess:
         graph.metadata["preprocess"] = preprocess_metadata(preprocess, graph.tensors[graph.inputs[0]].shape)
     size = write_blob(graph, output)

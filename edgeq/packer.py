@@ -289,6 +289,22 @@ def replace_tests(g: Graph, x: np.ndarray, labels: np.ndarray | None = None) -> 
     bundle_tests(g, x, labels)
 
 
+def apply_target_layout(g: Graph, target: str) -> None:
+    """Stores the weights in the layout the target's file asks for (`layout = "rows4"`: T2 and Q4 weights
+    interleaved for the dotprod kernels; other formats have no tiled layout and stay row-major)."""
+    if not target:
+        return
+    from edgeq.formats.packed import ROWS4_FORMATS
+    from edgeq.targets.registry import LAYOUTS, get_target
+
+    layout = LAYOUTS[get_target(target).layout]
+    if layout != F.LAYOUT_ROWS4:
+        return
+    for t in g.tensors:
+        if t.packed is not None and t.packed.format in ROWS4_FORMATS:
+            t.packed = t.packed.with_layout(layout)
+
+
 def pack(fg: FloatGraph, calib: np.ndarray, recipe: Recipe, *, target: str = "", tests: np.ndarray | None = None,
          labels: np.ndarray | None = None, metadata: dict | None = None,
          progress: Callable[[str], None] | None = None) -> Graph:
@@ -300,6 +316,7 @@ def pack(fg: FloatGraph, calib: np.ndarray, recipe: Recipe, *, target: str = "",
     low = _Lowering(fg, ranges, recipe, progress)
     g = low.lower()
     g.target = target
+    apply_target_layout(g, target)
     g.metadata = {
         "model": fg.source,
         "recipe": {"format": recipe.format, "group": recipe.group, "layers": low.layer_formats,

@@ -94,3 +94,49 @@ def test_rows4_on_an_activation_is_refused(tmp_path):
         Session(bad)
     with pytest.raises(BlobError, match="layout"):
         read_blob(bad)
+
+
+def _layouts(path) -> dict[str, set[int]]:
+    """format name -> layout ids of the blob's packed weights."""
+    out: dict[str, set[int]] = {}
+    for t in read_blob(path).graph.tensors:
+        if t.packed is not None:
+            out.setdefault(t.packed.fmt.name, set()).add(t.packed.layout)
+    return out
+
+
+def test_pack_writes_the_targets_layout(tmp_path):
+    """`--target rpi5` stores T2 weights as ROWS4 (other formats stay row-major), `--target host` and no
+    target row-major; the rpi5 blob computes exactly what the host blob does (here: repacked at load)."""
+    from click.testing import CliRunner
+    from conftest import DIGITS_MODELS
+
+    from edgeq.cli import main
+
+    outs = {}
+    for target in ("rpi5", "host", ""):
+        outs[target] = tmp_path / f"mlp-{target or 'any'}.edgeq"
+        res = CliRunner().invoke(main, ["pack", str(DIGITS_MODELS / "mlp_t2_qat.pt2"), "-f", "t2", "--first-last-i8",
+                                        "--calib", str(DIGITS_MODELS / "mlp_data.npz"), "-o", str(outs[target]),
+                                        *(["--target", target] if target else [])])
+        assert res.exit_code == 0, res.output
+    assert _layouts(outs["rpi5"]) == {"t2": {F.LAYOUT_ROWS4}, "i8": {F.LAYOUT_ROW_MAJOR}}
+    assert _layouts(outs["host"]) == _layouts(outs[""]) == {"t2": {F.LAYOUT_ROW_MAJOR}, "i8": {F.LAYOUT_ROW_MAJOR}}
+    x = np.random.default_rng(0).normal(0, 1, (5, *Session(outs["host"]).inputs[0].sample_shape)).astype(np.float32)
+    want = Session(outs["host"], max_batch=5).run([x])
+    got = Session(outs["rpi5"], max_batch=5).run([x])
+    for a, b in zip(got, want, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("target,layout", [("android-arm64", F.LAYOUT_ROWS4), ("rpi4", F.LAYOUT_ROW_MAJOR)])
+def test_deploy_packs_in_the_targets_layout(tmp_path, target, layout):
+    """The pack inside `edgeq deploy`: android-arm64 (dotprod) gets ROWS4 Q4, rpi4 (no SDOT) row-major."""
+    from conftest import DIGITS_MODELS
+
+    from edgeq.runner.deploy import blob_for
+    from edgeq.targets.registry import get_target
+
+    blob = blob_for(get_target(target), DIGITS_MODELS / "mlp_q4_qat.pt2", "q4", DIGITS_MODELS / "mlp_data.npz",
+                    tmp_path)
+    assert _layouts(blob) == {"q4": {layout}}

@@ -36,8 +36,8 @@ FEATURES = (
 # while the layout is only planned: the packer then writes row-major and the runtime uses it as is.
 LAYOUTS: dict[str, int | None] = {
     "row-major": 0,  # LAYOUT_ROW_MAJOR
-    "rows4": None,   # 4 rows interleaved per block, feeds SDOT (NEON dotprod issue)
-    "rows8": None,   # 8 rows interleaved, feeds SMMLA 2x8 tiles (i8mm)
+    "rows4": 1,      # LAYOUT_ROWS4: T2/Q4 rows interleaved in groups of 4 for SDOT by element (docs/formats.md)
+    "rows8": None,   # 8 rows interleaved, would feed SMMLA 2x8 tiles (i8mm); no kernels, no target uses it
     "mvau": None,    # PE x SIMD folded stream of a FINN-style MVAU (FPGA)
 }
 FPGA_FAMILIES = ("xilinx-7", "xilinx-usp", "ice40")
