@@ -36,6 +36,9 @@ EDGEQ_TIERS = {"neon": 4, "neon_dotprod": 5}  # EDGEQ_TIER_* (edgeq.h)
 # edgeq contenders: name -> (format, T2/T158 scale granularity for the packer)
 EDGEQ = {"t2 row": ("t2", "tensor"), "t2 block": ("t2", "block"), "t158 row": ("t158", "tensor"),
          "t158 block": ("t158", "block"), "q4 g32": ("q4", None), "i8": ("i8", None), "b1": ("b1", None)}
+# The same weights stored in LAYOUT_ROWS4 (what `edgeq pack --target rpi5` writes): the dotprod tier's rows4
+# kernels read them in place (the NEON tier would repack them to row-major at load: the rows above).
+ROWS4 = {"t2 row rows4": ("t2", "tensor"), "t2 block rows4": ("t2", "block"), "q4 g32 rows4": ("q4", None)}
 GGML = ["tq2_0", "tq1_0", "q4_0"]
 PEER = {"t2": "tq2_0", "t158": "tq1_0", "q4": "q4_0"}
 GOALS = {"tq2_0": 0.6, "q4_0": 0.9}  # issue 8: edgeq / ggml executed instructions per weight
@@ -84,19 +87,20 @@ def build_drivers(ggml_build: Path) -> dict[str, Path]:
     return bins
 
 
-def make_blob(M: int, K: int, fmt: str, per: str | None, tmp: Path) -> Path:
-    """One Linear(K, M) packed in `fmt`; T2/T158 with per-tensor (row) or per-256-block scales."""
+def make_blob(M: int, K: int, fmt: str, per: str | None, tmp: Path, target: str = "") -> Path:
+    """One Linear(K, M) packed in `fmt` (for `target`: rpi5 stores T2/Q4 as ROWS4); T2/T158 with per-tensor
+    (row) or per-256-block scales."""
     import edgeq.packer
     from edgeq.quant import weights as W
 
-    path = tmp / f"{M}x{K}_{fmt}_{per}.eqb"
+    path = tmp / f"{M}x{K}_{fmt}_{per}_{target or 'any'}.eqb"
     if per is None:
-        return _pack(M, K, fmt, path)
+        return _pack(M, K, fmt, path, target)
     with mock.patch.object(edgeq.packer, "quantize_weight", lambda w, f, group=None: W.ternary_absmean(w, per, f)):
-        return _pack(M, K, fmt, path)
+        return _pack(M, K, fmt, path, target)
 
 
-def _pack(M: int, K: int, fmt: str, path: Path) -> Path:
+def _pack(M: int, K: int, fmt: str, path: Path, target: str) -> Path:
     import numpy as np
     import torch
     from torch import nn
@@ -108,7 +112,7 @@ def _pack(M: int, K: int, fmt: str, path: Path) -> Path:
     torch.manual_seed(0)
     fg = from_module(nn.Sequential(nn.Linear(K, M)), torch.zeros(1, K))
     calib = np.random.default_rng(0).standard_normal((8, K)).astype(np.float32)
-    edgeq.blob.write_blob(edgeq.packer.pack(fg, calib, edgeq.packer.Recipe(fmt)), path)
+    edgeq.blob.write_blob(edgeq.packer.pack(fg, calib, edgeq.packer.Recipe(fmt), target=target), path)
     return path
 
 
@@ -146,14 +150,18 @@ def modelled_ms(insns: float, weight_bytes: float, threads: int) -> dict:
 
 def bench_shape(M: int, K: int, bins: dict[str, Path], tmp: Path) -> list[dict]:
     rows = []
-    for name, (fmt, per) in EDGEQ.items():
-        blob = make_blob(M, K, fmt, per, tmp)
+    contenders = [(name, fmt, per, "", EDGEQ_TIERS) for name, (fmt, per) in EDGEQ.items()]
+    contenders += [(name, fmt, per, "rpi5", {"neon_dotprod": EDGEQ_TIERS["neon_dotprod"]})
+                   for name, (fmt, per) in ROWS4.items()]
+    for name, fmt, per, target, tiers in contenders:
+        blob = make_blob(M, K, fmt, per, tmp, target)
         wbytes = blob.stat().st_size
-        for tier, tier_id in EDGEQ_TIERS.items():
+        for tier, tier_id in tiers.items():
             insns, label = per_call([str(bins["edgeq"]), str(blob), "1", "1", str(tier_id)])
             kernel = label.split(",")[-1]
-            if not kernel.startswith(tier + "/"):
-                raise RuntimeError(f"edgeq {name} {tier}: the runtime ran {label}, not the {tier} tier")
+            if not kernel.startswith(tier + "/") or (target and "_rows4_" not in kernel):
+                raise RuntimeError(f"edgeq {name} {tier}: the runtime ran {label}, not the {tier} tier's "
+                                   f"{'rows4 ' if target else ''}kernel")
             rows.append({"who": "edgeq", "name": f"{tier} {name}", "fmt": fmt, "kernel": label, "insns": insns,
                          "weight_bytes": wbytes})
     for t in GGML:

@@ -26,17 +26,6 @@ EQ_INLINE float32x4_t group_scales(const eq_weights_t *w, int g, int b) {
     return vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(d)));
 }
 
-/* Q4 correction of 4 rows' raw block sums: raw - z * xsum (z = 8 when symmetric). */
-EQ_INLINE int32x4_t q4_fix(const eq_weights_t *w, int g, int b, int32x4_t raw, int32_t xs) {
-    if (w->zeros) {
-        uint32_t z4;
-        memcpy(&z4, w->zeros + ((size_t)g * (size_t)w->n_blocks + (size_t)b) * GROUP, 4);
-        const uint16x4_t z16 = vget_low_u16(vmovl_u8(vcreate_u8(z4)));
-        return vmlsq_n_s32(raw, vreinterpretq_s32_u32(vmovl_u16(z16)), xs);
-    }
-    return vsubq_s32(raw, vdupq_n_s32(8 * xs));
-}
-
 /* Lanes of v for rows 4 g .. 4 g + 3 that lie in [r0, r1). */
 EQ_INLINE void store_lanes(void *acc, int g, int r0, int r1, int32x4_t v) {
     int32_t lanes[GROUP];
@@ -126,36 +115,68 @@ EQ_INLINE int32x4_t q4_word(int32x4_t s, uint8x16_t v, int8x16_t xe, int8x16_t x
     }
 }
 
-EQ_INLINE void q4_matvec_groups(int B, const eq_weights_t *w, const eq_acts_t *a, int g, int ng, int r0, int r1,
-                                float *acc) {
+/* 4 words (one 64-byte load = one 32-weight chunk of 4 rows) into accumulator a. */
+#define Q4_CHUNK(a, q, xe, xo)                                                                                    \
+    do {                                                                                                          \
+        const uint8x16x4_t v_ = vld1q_u8_x4(q);                                                                   \
+        q += 64;                                                                                                  \
+        a = q4_word(a, v_.val[0], xe, xo, 0);                                                                     \
+        a = q4_word(a, v_.val[1], xe, xo, 1);                                                                     \
+        a = q4_word(a, v_.val[2], xe, xo, 2);                                                                     \
+        a = q4_word(a, v_.val[3], xe, xo, 3);                                                                     \
+    } while (0)
+
+/* Zero points of 4 rows (4 bytes) as int32 lanes. */
+EQ_INLINE int32x4_t zeros4(const uint8_t *z) {
+    uint32_t z4;
+    memcpy(&z4, z, 4);
+    return vreinterpretq_s32_u32(vmovl_u16(vget_low_u16(vmovl_u8(vcreate_u8(z4)))));
+}
+
+/* Q4 correction of 4 rows' raw block sums: raw - z * xsum (z = 8 when symmetric). */
+EQ_INLINE int32x4_t q4_fix(const eq_weights_t *w, int g, int b, int32x4_t raw, int32_t xs) {
+    if (w->zeros) return vmlsq_n_s32(raw, zeros4(w->zeros + ((size_t)g * (size_t)w->n_blocks + (size_t)b) * GROUP), xs);
+    return vsubq_s32(raw, vdupq_n_s32(8 * xs));
+}
+
+/* Groups g and g + 1 (two == 0: g only, its twin recomputed on g's codes and dropped), blocks of B. The
+ * symmetric accumulator starts at -8 xsum (value = nibble - 8); with zero points it starts at 0 and
+ * subtracts z xsum per lane. */
+EQ_INLINE void q4_matvec_groups(int B, int has_zeros, const eq_weights_t *w, const eq_acts_t *a, int g, int two,
+                                int r0, int r1, float *acc) {
     const acts_view_t v = view(w, a);
-    const int nb = w->n_blocks;
-    const uint8_t *q[2];
-    float32x4_t accf[2];
-    int b, c, k;
-    for (k = 0; k < ng; k++) {
-        q[k] = group_codes(w, g + k);
-        accf[k] = vdupq_n_f32(0.0f);
-    }
+    const int nb = w->n_blocks, g1 = two ? g + 1 : g;
+    const uint8_t *q0 = group_codes(w, g), *q1 = group_codes(w, g1);
+    const uint16_t *d0 = (const uint16_t *)w->scales + (size_t)g * (size_t)nb * GROUP;
+    const uint16_t *d1 = (const uint16_t *)w->scales + (size_t)g1 * (size_t)nb * GROUP;
+    const uint8_t *z0 = has_zeros ? w->zeros + (size_t)g * (size_t)nb * GROUP : NULL;
+    const uint8_t *z1 = has_zeros ? w->zeros + (size_t)g1 * (size_t)nb * GROUP : NULL;
+    const int8_t *x = v.x;
+    float32x4_t f0 = vdupq_n_f32(0.0f), f1 = vdupq_n_f32(0.0f);
+    int b, c;
     for (b = 0; b < nb; b++) {
-        int32x4_t s[2] = {vdupq_n_s32(0), vdupq_n_s32(0)};
+        const int32_t xs = v.xsum[b];
+        int32x4_t s0 = vdupq_n_s32(has_zeros ? 0 : -8 * xs), s1 = s0;
         for (c = 0; c < B; c += 32) {
-            const int8x16x2_t x = vld1q_s8_x2(v.x + (size_t)b * (size_t)B + (size_t)c);
-            for (k = 0; k < ng; k++) {
-                const uint8x16x4_t code = vld1q_u8_x4(q[k]);
-                s[k] = q4_word(s[k], code.val[0], x.val[0], x.val[1], 0);
-                s[k] = q4_word(s[k], code.val[1], x.val[0], x.val[1], 1);
-                s[k] = q4_word(s[k], code.val[2], x.val[0], x.val[1], 2);
-                s[k] = q4_word(s[k], code.val[3], x.val[0], x.val[1], 3);
-                q[k] += 64;
-            }
+            const int8x16x2_t xv = vld1q_s8_x2(x);
+            x += 32;
+            Q4_CHUNK(s0, q0, xv.val[0], xv.val[1]);
+            Q4_CHUNK(s1, q1, xv.val[0], xv.val[1]);
         }
-        for (k = 0; k < ng; k++) {
-            const int32x4_t isum = q4_fix(w, g + k, b, s[k], v.xsum[b]);
-            accf[k] = vaddq_f32(accf[k], vmulq_f32(group_scales(w, g + k, b), vcvtq_f32_s32(isum)));
+        if (has_zeros) {
+            s0 = vmlsq_n_s32(s0, zeros4(z0), xs);
+            s1 = vmlsq_n_s32(s1, zeros4(z1), xs);
+            z0 += GROUP;
+            z1 += GROUP;
         }
+        /* separate multiply and add: no FMA (docs/numerics.md) */
+        f0 = vaddq_f32(f0, vmulq_f32(vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(d0))), vcvtq_f32_s32(s0)));
+        f1 = vaddq_f32(f1, vmulq_f32(vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(d1))), vcvtq_f32_s32(s1)));
+        d0 += GROUP;
+        d1 += GROUP;
     }
-    for (k = 0; k < ng; k++) store_lanes(acc, g + k, r0, r1, vreinterpretq_s32_f32(accf[k]));
+    store_lanes(acc, g, r0, r1, vreinterpretq_s32_f32(f0));
+    if (two) store_lanes(acc, g + 1, r0, r1, vreinterpretq_s32_f32(f1));
 }
 
 /* Groups covering rows [r0, r1), two at a time. */
@@ -256,12 +277,20 @@ static void t2_rows4_gemm(DOT_ARGS) { gemm(EQ_F_T2, 256, w, a, r0, r1, acc, acc_
 
 static void q4_rows4_matvec(DOT_ARGS) {
     (void)acc_stride;
-    if (w->block == 32)
-        FOR_GROUP_PAIRS(r0, r1, q4_matvec_groups(32, w, a, g_, ng_, r0, r1, (float *)acc));
+#define Q4_MATVEC(B, Z) FOR_GROUP_PAIRS(r0, r1, q4_matvec_groups(B, Z, w, a, g_, ng_ == 2, r0, r1, (float *)acc))
+    if (w->block == 32 && !w->zeros)
+        Q4_MATVEC(32, 0);
+    else if (w->block == 32)
+        Q4_MATVEC(32, 1);
+    else if (w->block == 64 && !w->zeros)
+        Q4_MATVEC(64, 0);
     else if (w->block == 64)
-        FOR_GROUP_PAIRS(r0, r1, q4_matvec_groups(64, w, a, g_, ng_, r0, r1, (float *)acc));
+        Q4_MATVEC(64, 1);
+    else if (!w->zeros)
+        Q4_MATVEC(128, 0);
     else
-        FOR_GROUP_PAIRS(r0, r1, q4_matvec_groups(128, w, a, g_, ng_, r0, r1, (float *)acc));
+        Q4_MATVEC(128, 1);
+#undef Q4_MATVEC
 }
 static void q4_rows4_gemm(DOT_ARGS) {
     if (w->block == 32)
