@@ -17,6 +17,7 @@ from edgeq.blob.writer import atomic_write
 from edgeq.errors import EdgeqError
 from edgeq.formats import FORMATS
 from edgeq.formats import ids as F
+from edgeq.formats.packed import LAYOUT_NAMES
 from edgeq.graph import Graph
 
 PLAIN_NAMES = {F.FMT_F32: "f32", F.FMT_F16: "f16", F.FMT_I32: "i32", F.FMT_I8: "i8", F.FMT_U8: "u8"}
@@ -188,8 +189,8 @@ def blob_summary(blob) -> dict:
     for rec, t in zip(blob.records, blob.graph.tensors):
         if not t.is_const:
             continue
-        entry = {"name": t.name, "format": format_name(t.format), "layout": rec.layout, "shape": list(t.shape),
-                 "bytes": int(rec.data_size)}
+        entry = {"name": t.name, "format": format_name(t.format), "layout": LAYOUT_NAMES[rec.layout],
+                 "shape": list(t.shape), "bytes": int(rec.data_size)}
         if t.packed is not None:
             count = t.shape[0] * t.shape[1]
             entry["bits_per_weight"] = round(rec.data_size * 8 / count, 4)
@@ -219,7 +220,7 @@ def inspect(blob: Path, as_json: bool) -> None:
     for col in ("tensor", "format", "layout", "shape", "bytes", "bits/weight"):
         table.add_column(col, justify="right" if col in ("bytes", "bits/weight") else "left")
     for t in info["tensors"]:
-        table.add_row(t["name"], t["format"], str(t["layout"]), "x".join(map(str, t["shape"])), str(t["bytes"]),
+        table.add_row(t["name"], t["format"], t["layout"], "x".join(map(str, t["shape"])), str(t["bytes"]),
                       f"{t['bits_per_weight']:.3f}" if "bits_per_weight" in t else "")
     console.print(table)
     w = info["weights"]

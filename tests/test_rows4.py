@@ -6,6 +6,7 @@ only for targets that ask for it. The aarch64 kernels that read ROWS4 directly: 
 from __future__ import annotations
 
 import ctypes
+import json
 
 import numpy as np
 import pytest
@@ -121,6 +122,9 @@ def test_pack_writes_the_targets_layout(tmp_path):
                                         *(["--target", target] if target else [])])
         assert res.exit_code == 0, res.output
     assert _layouts(outs["rpi5"]) == {"t2": {F.LAYOUT_ROWS4}, "i8": {F.LAYOUT_ROW_MAJOR}}
+    info = json.loads(CliRunner().invoke(main, ["inspect", str(outs["rpi5"]), "--json"]).output)
+    assert {t["format"]: t["layout"] for t in info["tensors"] if "bits_per_weight" in t} == {"t2": "rows4",
+                                                                                           "i8": "row-major"}
     assert _layouts(outs["host"]) == _layouts(outs[""]) == {"t2": {F.LAYOUT_ROW_MAJOR}, "i8": {F.LAYOUT_ROW_MAJOR}}
     x = np.random.default_rng(0).normal(0, 1, (5, *Session(outs["host"]).inputs[0].sample_shape)).astype(np.float32)
     want = Session(outs["host"], max_batch=5).run([x])
