@@ -100,5 +100,7 @@ static inline const eq_format_kernels_t *eq_rows4_kernels(const eq_kernel_tier_t
 
 /* Exact IEEE half -> single conversion (the ref tier's; SIMD tiers use F16C). */
 float eq_f16_to_f32(uint16_t h);
+/* Single -> half, round to nearest even (the KV cache and GGML activation scales of docs/llm.md). */
+uint16_t eq_f32_to_f16(float f);
 
 #endif /* EDGEQ_KERNELS_H */
