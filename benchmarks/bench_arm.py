@@ -8,7 +8,10 @@ blob including its input-quantize op; ggml_mul_mat on an f32 vector, quantized i
 Counts are emulated (exact for this binary); the Pi 5 milliseconds are modelled from them with the
 rpi5 roofline (targets/rpi5.toml: IPC x clock for compute, STREAM read bandwidth for the weights).
 
-    .venv/bin/python benchmarks/bench_arm.py [--shapes 2560x6912,...] [--json out.json]
+    .venv/bin/python benchmarks/bench_arm.py [--shapes 2560x6912,...] [--batch N] [--json out.json]
+
+With --batch N every call multiplies N activation rows (edgeq's GEMM kernels, ggml's mul_mat with N
+columns); instructions are then per weight per activation row.
 """
 
 from __future__ import annotations
@@ -148,7 +151,7 @@ def modelled_ms(insns: float, weight_bytes: float, threads: int) -> dict:
             "threads": threads, "source": "modelled"}
 
 
-def bench_shape(M: int, K: int, bins: dict[str, Path], tmp: Path) -> list[dict]:
+def bench_shape(M: int, K: int, bins: dict[str, Path], tmp: Path, batch: int = 1) -> list[dict]:
     rows = []
     contenders = [(name, fmt, per, "", EDGEQ_TIERS) for name, (fmt, per) in EDGEQ.items()]
     contenders += [(name, fmt, per, "rpi5", {"neon_dotprod": EDGEQ_TIERS["neon_dotprod"]})
@@ -157,7 +160,7 @@ def bench_shape(M: int, K: int, bins: dict[str, Path], tmp: Path) -> list[dict]:
         blob = make_blob(M, K, fmt, per, tmp, target)
         wbytes = blob.stat().st_size
         for tier, tier_id in tiers.items():
-            insns, label = per_call([str(bins["edgeq"]), str(blob), "1", "1", str(tier_id)])
+            insns, label = per_call([str(bins["edgeq"]), str(blob), "1", str(batch), str(tier_id)])
             kernel = label.split(",")[-1]
             if not kernel.startswith(tier + "/") or (target and "_rows4_" not in kernel):
                 raise RuntimeError(f"edgeq {name} {tier}: the runtime ran {label}, not the {tier} tier's "
@@ -165,11 +168,11 @@ def bench_shape(M: int, K: int, bins: dict[str, Path], tmp: Path) -> list[dict]:
             rows.append({"who": "edgeq", "name": f"{tier} {name}", "fmt": fmt, "kernel": label, "insns": insns,
                          "weight_bytes": wbytes})
     for t in GGML:
-        insns, _ = per_call([str(bins["ggml"]), t, str(K), str(M), "1", "1"])
+        insns, _ = per_call([str(bins["ggml"]), t, str(K), str(M), "1", str(batch)])
         rows.append({"who": "ggml", "name": f"ggml {t}", "fmt": t, "kernel": f"ggml/{t}", "insns": insns,
                      "weight_bytes": BK.GGML_TYPES[t] * M * K})
     for r in rows:
-        r.update(M=M, K=K, insn_per_weight=r["insns"] / (M * K), source="emulated",
+        r.update(M=M, K=K, batch=batch, insn_per_weight=r["insns"] / (M * K * batch), source="emulated",
                  pi5=[modelled_ms(r["insns"], r["weight_bytes"], n) for n in (1, 4)])
         log(f"{M}x{K} {r['name']:<28} {r['insn_per_weight']:.4f} insn/weight  ({r['kernel']})")
     return rows
@@ -205,6 +208,7 @@ def print_table(rows: list[dict], rat: list[dict]) -> None:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--shapes", default=",".join(f"{m}x{k}" for m, k in SHAPES), help="MxK,... (M out, K in)")
+    ap.add_argument("--batch", type=int, default=1, help="activation rows per call (1 = mat-vec)")
     ap.add_argument("--json", type=Path, help="write the results here")
     a = ap.parse_args(argv)
     from edgeq.runner.deploy import insn_plugin
@@ -217,12 +221,12 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for M, K in shapes:
-            rows += bench_shape(M, K, bins, Path(tmp))
+            rows += bench_shape(M, K, bins, Path(tmp), a.batch)
     rat = ratios(rows)
     print_table(rows, rat)
     if a.json:
         cc = subprocess.run([CC, "--version"], check=False, capture_output=True, text=True).stdout.splitlines()[0]
-        result = {"cpu": CPU, "cflags": ARM_FLAGS, "compiler": cc,
+        result = {"cpu": CPU, "cflags": ARM_FLAGS, "compiler": cc, "batch": a.batch,
                   "method": "qemu-aarch64 insn plugin, (count of 3 calls - count of 1 call) / 2",
                   "rows": rows, "ratios": rat}
         tmp_json = a.json.with_suffix(".tmp")

@@ -133,12 +133,6 @@ EQ_INLINE int32x4_t zeros4(const uint8_t *z) {
     return vreinterpretq_s32_u32(vmovl_u16(vget_low_u16(vmovl_u8(vcreate_u8(z4)))));
 }
 
-/* Q4 correction of 4 rows' raw block sums: raw - z * xsum (z = 8 when symmetric). */
-EQ_INLINE int32x4_t q4_fix(const eq_weights_t *w, int g, int b, int32x4_t raw, int32_t xs) {
-    if (w->zeros) return vmlsq_n_s32(raw, zeros4(w->zeros + ((size_t)g * (size_t)w->n_blocks + (size_t)b) * GROUP), xs);
-    return vsubq_s32(raw, vdupq_n_s32(8 * xs));
-}
-
 /* Groups g and g + 1 (two == 0: g only, its twin recomputed on g's codes and dropped), blocks of B. The
  * symmetric accumulator starts at -8 xsum (value = nibble - 8); with zero points it starts at 0 and
  * subtracts z xsum per lane. */
@@ -191,79 +185,104 @@ EQ_INLINE void q4_matvec_groups(int B, int has_zeros, const eq_weights_t *w, con
     } while (0)
 
 /*
- * GEMM (n > 1): each group block is decoded once to symbol vectors (sym[4 v + t] pairs with lane t of the
- * block's activation vector v, in the activation order the tier's row-major GEMM uses: T2 the plain row,
- * Q4 prep()'s deinterleaved one), then dotted with every activation row.
+ * GEMM (n > 1): one 64-byte chunk of a group (T2: 64 weights of each of the 4 rows, Q4: 32) is decoded
+ * once to symbol vectors (T2: crumb values 0..2; Q4: nibbles) and dotted with every activation row, in
+ * the activation order the tier's row-major GEMM uses (T2 the plain row, Q4 prep()'s deinterleaved one).
+ * Accumulator lanes are the group's rows; SCALE_ROW sums run over the whole row, SCALE_BLOCK ones restart
+ * per block and combine in block order.
  */
-EQ_INLINE void decode_group_block(int fmt, int B, const uint8_t *q, int8x16_t *sym) {
-    int j, v, t;
-    if (fmt == EQ_F_T2) { /* vector v = 8 h + 2 l + u holds x[128 h + 32 l + 16 u]: crumb l of word 8 h + 4 u + t */
-        for (v = 0; v < 16; v++) {
-            const int h = v >> 3, l = (v >> 1) & 3, u = v & 1;
-            for (t = 0; t < 4; t++) {
-                const uint8x16_t word = ldu16(q + 16 * (8 * h + 4 * u + t));
-                uint8x16_t c = word;
-                if (l == 1) c = vshrq_n_u8(word, 2);
-                if (l == 2) c = vshrq_n_u8(word, 4);
-                if (l == 3) c = vshrq_n_u8(word, 6);
-                sym[4 * v + t] = vreinterpretq_s8_u8(vandq_u8(c, vdupq_n_u8(3)));
-            }
-        }
-        return;
+#define LANES4(s, y, x, t)                                                                                        \
+    do {                                                                                                          \
+        s = DOT_LANE(s, y[0], x[0], t);                                                                           \
+        s = DOT_LANE(s, y[1], x[1], t);                                                                           \
+        s = DOT_LANE(s, y[2], x[2], t);                                                                           \
+        s = DOT_LANE(s, y[3], x[3], t);                                                                           \
+    } while (0)
+
+/* T2 chunk c of a block: word t, crumb l pairs with lane t of x[128 (c >> 1) + 32 l + 16 (c & 1)]. */
+EQ_INLINE void t2_gemm_chunk(const uint8_t *q, int c, const acts_view_t *v, int b, int n, int32x4_t *s) {
+    const uint8x16x4_t code = vld1q_u8_x4(q);
+    const uint8x16_t m3 = vdupq_n_u8(3);
+    int8x16_t y[4][4];
+    int t, i;
+    for (t = 0; t < 4; t++) {
+        y[t][0] = vreinterpretq_s8_u8(vandq_u8(code.val[t], m3));
+        y[t][1] = vreinterpretq_s8_u8(vandq_u8(vshrq_n_u8(code.val[t], 2), m3));
+        y[t][2] = vreinterpretq_s8_u8(vandq_u8(vshrq_n_u8(code.val[t], 4), m3));
+        y[t][3] = vreinterpretq_s8_u8(vshrq_n_u8(code.val[t], 6));
     }
-    for (j = 0; j < B / 8; j++) { /* Q4: word j of chunk c = j / 4 -> vectors 2 c (low) and 2 c + 1 (high) */
-        const uint8x16_t word = ldu16(q + 16 * j);
-        const int c = j / 4;
-        t = j % 4;
-        sym[4 * (2 * c) + t] = vreinterpretq_s8_u8(vandq_u8(word, vdupq_n_u8(15)));
-        sym[4 * (2 * c + 1) + t] = vreinterpretq_s8_u8(vshrq_n_u8(word, 4));
+    for (i = 0; i < n; i++) {
+        const int8_t *xi = v->x + (size_t)i * v->stride + (size_t)b * 256 + 128 * (c >> 1) + 16 * (c & 1);
+        const int8x16_t x[4] = {ld16(xi), ld16(xi + 32), ld16(xi + 64), ld16(xi + 96)};
+        int32x4_t acc = s[i];
+        LANES4(acc, y[0], x, 0);
+        LANES4(acc, y[1], x, 1);
+        LANES4(acc, y[2], x, 2);
+        LANES4(acc, y[3], x, 3);
+        s[i] = acc;
     }
 }
 
-EQ_INLINE int32x4_t dot_group_block(const int8x16_t *sym, int B, const int8_t *x) {
-    int32x4_t s = vdupq_n_s32(0);
-    int v;
-    for (v = 0; v < B / 16; v++) {
-        const int8x16_t xv = ld16(x + 16 * v);
-        s = DOT_LANE(s, sym[4 * v + 0], xv, 0);
-        s = DOT_LANE(s, sym[4 * v + 1], xv, 1);
-        s = DOT_LANE(s, sym[4 * v + 2], xv, 2);
-        s = DOT_LANE(s, sym[4 * v + 3], xv, 3);
+/* Q4 chunk c (32 weights) of a block: low nibbles of word t pair with lane t of the 16 even activations,
+ * high nibbles with the 16 odd ones. */
+EQ_INLINE void q4_gemm_chunk(const uint8_t *q, int c, const acts_view_t *v, int b, int B, int n, int32x4_t *s) {
+    const uint8x16x4_t code = vld1q_u8_x4(q);
+    int8x16_t lo[4], hi[4];
+    int t, i;
+    for (t = 0; t < 4; t++) {
+        lo[t] = vreinterpretq_s8_u8(vandq_u8(code.val[t], vdupq_n_u8(15)));
+        hi[t] = vreinterpretq_s8_u8(vshrq_n_u8(code.val[t], 4));
     }
-    return s;
+    for (i = 0; i < n; i++) {
+        const int8_t *xi = v->x + (size_t)i * v->stride + (size_t)b * (size_t)B + 32 * (size_t)c;
+        const int8x16_t xe = ld16(xi), xo = ld16(xi + 16);
+        int32x4_t acc = s[i];
+        acc = DOT_LANE(DOT_LANE(acc, lo[0], xe, 0), hi[0], xo, 0);
+        acc = DOT_LANE(DOT_LANE(acc, lo[1], xe, 1), hi[1], xo, 1);
+        acc = DOT_LANE(DOT_LANE(acc, lo[2], xe, 2), hi[2], xo, 2);
+        acc = DOT_LANE(DOT_LANE(acc, lo[3], xe, 3), hi[3], xo, 3);
+        s[i] = acc;
+    }
 }
 
 EQ_INLINE void gemm(int fmt, int B, const eq_weights_t *w, const eq_acts_t *a, int r0, int r1, void *acc,
                     size_t acc_stride) {
     const acts_view_t v = view(w, a);
     const int nb = w->n_blocks, n = a->n, block_scales = w->acc_kind == EQ_ACC_BLOCK;
-    const size_t cb = code_bytes(fmt, B);
+    const int chunks = fmt == EQ_F_T2 ? 4 : B / 32; /* 64-byte chunks per group block */
     int32x4_t s[EQ_MAX_N];
-    float32x4_t accf[EQ_MAX_N];
-    int8x16_t sym[EQ_MAX_BLOCK / 4];
-    int g, b, i;
+    float32x4_t f[EQ_MAX_N];
+    int g, b, c, i;
     for (g = r0 / GROUP; g <= (r1 - 1) / GROUP; g++) {
         const uint8_t *q = group_codes(w, g);
         for (i = 0; i < n; i++) {
             s[i] = vdupq_n_s32(0);
-            accf[i] = vdupq_n_f32(0.0f);
+            f[i] = vdupq_n_f32(0.0f);
         }
         for (b = 0; b < nb; b++) {
-            decode_group_block(fmt, B, q + (size_t)b * GROUP * cb, sym);
-            for (i = 0; i < n; i++) {
-                const int32_t xs = v.xsum[(size_t)i * (size_t)nb + (size_t)b];
-                const int32x4_t raw = dot_group_block(sym, B, v.x + (size_t)i * v.stride + (size_t)b * (size_t)B);
-                if (!block_scales) {
-                    s[i] = vaddq_s32(s[i], vsubq_s32(raw, vdupq_n_s32(xs)));
-                } else {
-                    const int32x4_t isum = fmt == EQ_F_Q4 ? q4_fix(w, g, b, raw, xs) : vsubq_s32(raw, vdupq_n_s32(xs));
-                    accf[i] = vaddq_f32(accf[i], vmulq_f32(group_scales(w, g, b), vcvtq_f32_s32(isum)));
+            for (c = 0; c < chunks; c++, q += 64) {
+                if (fmt == EQ_F_T2)
+                    t2_gemm_chunk(q, c, &v, b, n, s);
+                else
+                    q4_gemm_chunk(q, c, &v, b, B, n, s);
+            }
+            if (block_scales) { /* value = symbol - z: z = 1 (T2), 8 or the zero points (Q4) */
+                const float32x4_t d = group_scales(w, g, b);
+                const int32x4_t z = fmt == EQ_F_T2 ? vdupq_n_s32(1)
+                                    : w->zeros ? zeros4(w->zeros + ((size_t)g * (size_t)nb + (size_t)b) * GROUP)
+                                               : vdupq_n_s32(8);
+                for (i = 0; i < n; i++) {
+                    const int32x4_t isum = vmlsq_n_s32(s[i], z, v.xsum[(size_t)i * (size_t)nb + (size_t)b]);
+                    f[i] = vaddq_f32(f[i], vmulq_f32(d, vcvtq_f32_s32(isum)));
+                    s[i] = vdupq_n_s32(0);
                 }
             }
         }
-        for (i = 0; i < n; i++)
-            store_lanes((char *)acc + (size_t)i * acc_stride * 4, g, r0, r1,
-                        block_scales ? vreinterpretq_s32_f32(accf[i]) : s[i]);
+        for (i = 0; i < n; i++) {
+            const int32x4_t out = block_scales ? vreinterpretq_s32_f32(f[i])
+                                               : vsubq_s32(s[i], vdupq_n_s32((int32_t)total(v.xsum + (size_t)i * (size_t)nb, nb)));
+            store_lanes((char *)acc + (size_t)i * acc_stride * 4, g, r0, r1, out);
+        }
     }
 }
 
