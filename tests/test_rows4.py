@@ -144,3 +144,13 @@ def test_deploy_packs_in_the_targets_layout(tmp_path, target, layout):
     blob = blob_for(get_target(target), DIGITS_MODELS / "mlp_q4_qat.pt2", "q4", DIGITS_MODELS / "mlp_data.npz",
                     tmp_path)
     assert _layouts(blob) == {"q4": {layout}}
+
+
+def test_latency_model_uses_the_rows4_kernels_where_the_packer_writes_them():
+    from edgeq.targets.latency import kernel_cost, kernels_for
+    from edgeq.targets.registry import get_target
+
+    rpi5, rpi4 = kernels_for(get_target("rpi5")), kernels_for(get_target("rpi4"))
+    assert rpi5["t2"] == "neon_dotprod/t2_rows4_matvec" and rpi5["q4"] == "neon_dotprod/q4_rows4_matvec"
+    assert rpi5["t158"] == "neon_dotprod/t158_matvec" and rpi4["t2"] == "neon/t2_matvec"
+    assert kernel_cost(rpi5["t2"]).insn_per_weight < kernel_cost("neon_dotprod/t2_matvec").insn_per_weight

@@ -20,7 +20,7 @@ from edgeq.formats import FORMATS
 from edgeq.formats import ids as F
 from edgeq.graph import Graph
 from edgeq.targets import mcu, neon
-from edgeq.targets.registry import LINUX_FAMILIES, Target
+from edgeq.targets.registry import LAYOUTS, LINUX_FAMILIES, Target
 
 SOURCE = "modelled"
 WEIGHT_OPS = (L.OP_LINEAR, L.OP_CONV2D, L.OP_DWCONV2D, L.OP_LINEAR_DYN)
@@ -38,6 +38,7 @@ class KernelCost:
 GGML_A76 = "DESIGN §6: qemu-aarch64 -cpu cortex-a76 insn plugin, gcc 12 -O2 -mcpu=cortex-a76, 1024x4096 mat-vec"
 EDGEQ_A76 = ("emulated: benchmarks/bench_arm.py (results/bench_arm-e93f9ee.json), qemu-aarch64 -cpu cortex-a76 insn "
              "plugin, gcc 12 -O3 -mcpu=cortex-a76, 4096x4096 edgeq_run incl. the quantize op")
+EDGEQ_A76_ROWS4 = EDGEQ_A76.replace("bench_arm-e93f9ee.json", "bench_arm-835e892.json")
 KERNEL_COSTS: dict[str, KernelCost] = {
     # Peers, measured (the only measured figures so far).
     "ggml/tq2_0": KernelCost(0.34, "peer-measured", GGML_A76),
@@ -50,6 +51,9 @@ KERNEL_COSTS: dict[str, KernelCost] = {
     "neon_dotprod/i8_matvec": KernelCost(0.15, "estimate", "estimate: one LD1 + one SDOT per 16 weights + loop "
                                                            "(bench_arm.py counts 0.196 with the quantize op)"),
     "neon_dotprod/b1_matvec": KernelCost(0.254, "emulated", EDGEQ_A76),
+    # The same tier on rows4 weights (what the packer writes for rpi5 / android-arm64), counted the same way.
+    "neon_dotprod/t2_rows4_matvec": KernelCost(0.154, "emulated", EDGEQ_A76_ROWS4),
+    "neon_dotprod/q4_rows4_matvec": KernelCost(0.212, "emulated", EDGEQ_A76_ROWS4 + ", group 32"),
     "neon_dotprod/b1_xnor_matvec": KernelCost(0.05, "estimate", "estimate: EOR + CNT + ADALP per 128 weights"),
     # Armv8.0 NEON tier (no SDOT): widening multiply-accumulate, counted the same way.
     **{f"neon/{f}_matvec": KernelCost(c, "emulated", EDGEQ_A76)
@@ -80,7 +84,12 @@ def kernels_for(target: Target) -> dict[str, str]:
     """Format -> the mat-vec kernel the runtime chooses on this target (plus "b1_xnor" for binary activations)."""
     if target.family in LINUX_FAMILIES:
         chosen = neon.kernel_choice(target)[2]
-        return {**{f: k["matvec"] for f, k in chosen.items()}, "b1_xnor": chosen["b1"]["xnor"]}
+        out = {**{f: k["matvec"] for f, k in chosen.items()}, "b1_xnor": chosen["b1"]["xnor"]}
+        if LAYOUTS[target.layout] == F.LAYOUT_ROWS4:  # the packer stores T2/Q4 for the dotprod rows4 kernels
+            for f in ("t2", "q4"):
+                if out[f] == f"neon_dotprod/{f}_matvec":
+                    out[f] = f"neon_dotprod/{f}_rows4_matvec"
+        return out
     if target.family == "mcu":
         return {**mcu.config(target)["kernels"], "b1_xnor": "ref/b1_xnor_matvec"}  # no Cortex-M XNOR kernel yet
     raise EdgeqError(f"target {target.id} is family {target.family}: no CPU latency model (see `edgeq fpga`)")
