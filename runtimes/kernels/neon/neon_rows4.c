@@ -43,25 +43,36 @@ EQ_INLINE void store_lanes(void *acc, int g, int r0, int r1, int32x4_t v) {
  * lane t of activation vector l. Crumbs 0 and 3 give their codes directly (mask, shift down); crumb 1
  * (masked in place, 4 c) and crumb 2 (masked in place, 16 c) go to accumulators B and C, folded into A
  * at each block end (B >> 2, C >> 4 are exact: every term is a multiple). 4 ALU ops + 4 SDOT per 64
- * weights. Two groups at a time share each activation load.
+ * weights. Two groups at a time share each activation load. One chunk of both groups is written out in
+ * assembly (3 loads, 32 mask/shift ops, 32 SDOT): gcc hoists the masks of all 8 words and spills
+ * accumulators, 8 % more instructions.
  */
-/* Crumbs of the 4 words v (one 64-byte load) into the accumulators a, b, c of one group. */
-#define T2_WORD(a, b, c, v, x, t)                                                                                 \
-    do {                                                                                                          \
-        a = DOT_LANE(a, vreinterpretq_s8_u8(vandq_u8(v, m0)), x.val[0], t);                                      \
-        b = DOT_LANE(b, vreinterpretq_s8_u8(vandq_u8(v, m1)), x.val[1], t);                                      \
-        c = DOT_LANE(c, vreinterpretq_s8_u8(vandq_u8(v, m2)), x.val[2], t);                                      \
-        a = DOT_LANE(a, vreinterpretq_s8_u8(vshrq_n_u8(v, 6)), x.val[3], t);                                     \
-    } while (0)
-#define T2_CHUNK(a, b, c, q, x)                                                                                   \
-    do {                                                                                                          \
-        const uint8x16x4_t v_ = vld1q_u8_x4(q);                                                                   \
-        q += 64;                                                                                                  \
-        T2_WORD(a, b, c, v_.val[0], x, 0);                                                                        \
-        T2_WORD(a, b, c, v_.val[1], x, 1);                                                                        \
-        T2_WORD(a, b, c, v_.val[2], x, 2);                                                                        \
-        T2_WORD(a, b, c, v_.val[3], x, 3);                                                                        \
-    } while (0)
+EQ_INLINE void t2_chunk2(const int8_t **xp, const uint8_t **q0, const uint8_t **q1, int32x4_t *a0, int32x4_t *b0,
+                         int32x4_t *c0, int32x4_t *a1, int32x4_t *b1, int32x4_t *c1, uint8x16_t m0, uint8x16_t m1,
+                         uint8x16_t m2) {
+#define T2_WORD_ASM(W, A, B, C, T)                                                                                \
+    "and v28.16b, " W ".16b, %[m0].16b\n\t"                                                                        \
+    "and v29.16b, " W ".16b, %[m1].16b\n\t"                                                                        \
+    "and v30.16b, " W ".16b, %[m2].16b\n\t"                                                                        \
+    "ushr v31.16b, " W ".16b, #6\n\t"                                                                              \
+    "sdot %[" A "].4s, v28.16b, v0.4b[" T "]\n\t"                                                                  \
+    "sdot %[" B "].4s, v29.16b, v1.4b[" T "]\n\t"                                                                  \
+    "sdot %[" C "].4s, v30.16b, v2.4b[" T "]\n\t"                                                                  \
+    "sdot %[" A "].4s, v31.16b, v3.4b[" T "]\n\t"
+    __asm__("ld1 {v0.16b-v3.16b}, [%[xp]], #64\n\t"
+            "ld1 {v4.16b-v7.16b}, [%[q0]], #64\n\t"
+            "ld1 {v24.16b-v27.16b}, [%[q1]], #64\n\t"
+            T2_WORD_ASM("v4", "a0", "b0", "c0", "0") T2_WORD_ASM("v5", "a0", "b0", "c0", "1")
+            T2_WORD_ASM("v6", "a0", "b0", "c0", "2") T2_WORD_ASM("v7", "a0", "b0", "c0", "3")
+            T2_WORD_ASM("v24", "a1", "b1", "c1", "0") T2_WORD_ASM("v25", "a1", "b1", "c1", "1")
+            T2_WORD_ASM("v26", "a1", "b1", "c1", "2") T2_WORD_ASM("v27", "a1", "b1", "c1", "3")
+            : [xp] "+r"(*xp), [q0] "+r"(*q0), [q1] "+r"(*q1), [a0] "+w"(*a0), [b0] "+w"(*b0), [c0] "+w"(*c0),
+              [a1] "+w"(*a1), [b1] "+w"(*b1), [c1] "+w"(*c1)
+            : [m0] "w"(m0), [m1] "w"(m1), [m2] "w"(m2)
+            : "v0", "v1", "v2", "v3", "v4", "v5", "v6", "v7", "v24", "v25", "v26", "v27", "v28", "v29", "v30", "v31",
+              "memory");
+#undef T2_WORD_ASM
+}
 
 /* Raw block sums of groups g and g + 1 (two == 0: g only; its twin is computed on g's codes and dropped),
  * as rows in lanes; block scales combine per block, row scales keep the running raw sum. */
@@ -76,12 +87,7 @@ EQ_INLINE void t2_matvec_groups(const eq_weights_t *w, const eq_acts_t *a, int g
     int b, c;
     for (b = 0; b < nb; b++) {
         int32x4_t b0 = vdupq_n_s32(0), c0 = vdupq_n_s32(0), b1 = vdupq_n_s32(0), c1 = vdupq_n_s32(0);
-        for (c = 0; c < 4; c++) {
-            const int8x16x4_t x = vld1q_s8_x4(xp);
-            xp += 64;
-            T2_CHUNK(a0, b0, c0, q0, x);
-            T2_CHUNK(a1, b1, c1, q1, x);
-        }
+        for (c = 0; c < 4; c++) t2_chunk2(&xp, &q0, &q1, &a0, &b0, &c0, &a1, &b1, &c1, m0, m1, m2);
         a0 = vsraq_n_s32(vsraq_n_s32(a0, b0, 2), c0, 4); /* every B term is 4 c x, every C term 16 c x */
         a1 = vsraq_n_s32(vsraq_n_s32(a1, b1, 2), c1, 4);
         if (block_scales) { /* separate multiply and add: no FMA (docs/numerics.md) */
