@@ -38,7 +38,7 @@ class KernelCost:
 GGML_A76 = "DESIGN §6: qemu-aarch64 -cpu cortex-a76 insn plugin, gcc 12 -O2 -mcpu=cortex-a76, 1024x4096 mat-vec"
 EDGEQ_A76 = ("emulated: benchmarks/bench_arm.py (results/bench_arm-e93f9ee.json), qemu-aarch64 -cpu cortex-a76 insn "
              "plugin, gcc 12 -O3 -mcpu=cortex-a76, 4096x4096 edgeq_run incl. the quantize op")
-EDGEQ_A76_ROWS4 = EDGEQ_A76.replace("bench_arm-e93f9ee.json", "bench_arm-835e892.json")
+EDGEQ_A76_ROWS4 = EDGEQ_A76.replace("bench_arm-e93f9ee.json", "bench_arm-190a8e9.json")
 KERNEL_COSTS: dict[str, KernelCost] = {
     # Peers, measured (the only measured figures so far).
     "ggml/tq2_0": KernelCost(0.34, "peer-measured", GGML_A76),
@@ -52,7 +52,7 @@ KERNEL_COSTS: dict[str, KernelCost] = {
                                                            "(bench_arm.py counts 0.196 with the quantize op)"),
     "neon_dotprod/b1_matvec": KernelCost(0.254, "emulated", EDGEQ_A76),
     # The same tier on rows4 weights (what the packer writes for rpi5 / android-arm64), counted the same way.
-    "neon_dotprod/t2_rows4_matvec": KernelCost(0.154, "emulated", EDGEQ_A76_ROWS4),
+    "neon_dotprod/t2_rows4_matvec": KernelCost(0.147, "emulated", EDGEQ_A76_ROWS4),
     "neon_dotprod/q4_rows4_matvec": KernelCost(0.212, "emulated", EDGEQ_A76_ROWS4 + ", group 32"),
     "neon_dotprod/b1_xnor_matvec": KernelCost(0.05, "estimate", "estimate: EOR + CNT + ADALP per 128 weights"),
     # Armv8.0 NEON tier (no SDOT): widening multiply-accumulate, counted the same way.
