@@ -82,6 +82,8 @@ extern const eq_kernel_tier_t eq_cm_mve_tier; /* Helium (Cortex-M55) */
 extern const eq_kernel_tier_t eq_neon_tier, eq_neon_dotprod_tier; /* one source, kernels/neon */
 int eq_neon_cpu_ok(void);
 int eq_neon_dotprod_cpu_ok(void);
+extern const eq_kernel_tier_t eq_neon_i8mm_tier; /* dotprod mat-vec + SMMLA GEMM, kernels/neon/neon_i8mm.c */
+int eq_neon_i8mm_cpu_ok(void);
 #endif
 
 /* Exact IEEE half -> single conversion (the ref tier's; SIMD tiers use F16C). */
