@@ -110,10 +110,19 @@ void eq_neon_i8mm_prep(const eq_weights_t *w, const int8_t *x, size_t stride, in
     }
 }
 
-/* acc[q][p] += (weight pair p) x (activation pair q) over `chunks` 8-column chunks, for all q < np. The
- * weight operands wv[chunk][pair] stay in registers; act points at the part's first chunk of pair 0. */
+/* acc[q][p] (zero when `fresh`) += (weight pair p) x (activation pair q) over `chunks` 8-column chunks,
+ * for all q < np. The weight operands wv[chunk][pair] stay in registers; act points at the part's first
+ * chunk of pair 0. With fix != NULL the sums are not stored but finish a SCALE_BLOCK block (block_end). */
+typedef struct {
+    const int32_t *xsum;  /* this block's activation sums, pairs adjacent */
+    int32x4_t zp[2];      /* zero point (symbol offset) per row pair's lanes */
+    float32x4_t d[2];     /* block scale per row pair's lanes */
+    float32x4_t (*f)[2];  /* fp32 sums so far */
+} block_fix_t;
+
 EQ_INLINE void mm_part(int chunks, const int8x16_t (*wv)[2], const int8_t *act, size_t pair_stride, int np,
-                       int32x4_t (*acc)[2]) {
+                       int32x4_t (*acc)[2], int fresh, const block_fix_t *fix) {
+    const block_fix_t k = fix ? *fix : (block_fix_t){0}; /* in registers: the f stores cannot change them */
     int8x16_t w0[MM_PART], w1[MM_PART];
     int q, c;
     for (c = 0; c < chunks; c++) {
@@ -121,14 +130,21 @@ EQ_INLINE void mm_part(int chunks, const int8x16_t (*wv)[2], const int8_t *act, 
         w1[c] = wv[c][1];
     }
     for (q = 0; q < np; q++, act += pair_stride) {
-        int32x4_t s0 = acc[q][0], s1 = acc[q][1];
+        int32x4_t s0 = fresh ? vdupq_n_s32(0) : acc[q][0], s1 = fresh ? vdupq_n_s32(0) : acc[q][1];
         for (c = 0; c < chunks; c++) {
             const int8x16_t xv = ld16(act + 16 * c);
             s0 = vmmlaq_s32(s0, w0[c], xv);
             s1 = vmmlaq_s32(s1, w1[c], xv);
         }
-        acc[q][0] = s0;
-        acc[q][1] = s1;
+        if (fix) { /* isum = raw - zero point x activation sum; then a separate fp32 mul and add: no FMA */
+            const int32x2_t xs2 = vld1_s32(k.xsum + 2 * q);
+            const int32x4_t xs = vcombine_s32(xs2, xs2);
+            k.f[q][0] = vaddq_f32(k.f[q][0], vmulq_f32(k.d[0], vcvtq_f32_s32(vmlsq_s32(s0, k.zp[0], xs))));
+            k.f[q][1] = vaddq_f32(k.f[q][1], vmulq_f32(k.d[1], vcvtq_f32_s32(vmlsq_s32(s1, k.zp[1], xs))));
+        } else {
+            acc[q][0] = s0;
+            acc[q][1] = s1;
+        }
     }
 }
 
@@ -157,16 +173,17 @@ EQ_INLINE void decode_rows(int fmt, int B, const uint8_t *const *row, int b, int
     }
 }
 
-/* All of block b (B columns, from activation column `col`) for every activation pair. */
+/* All of block b (B columns, from activation column `col`) for every activation pair: SCALE_ROW adds to
+ * acc, SCALE_BLOCK (fix != NULL) sums the block afresh, in acc up to its last part, and finishes it. */
 EQ_INLINE void mm_block(int B, const int8x16_t (*wv)[2], const int8_t *xp, size_t col, size_t pair_stride, int np,
-                        int32x4_t (*acc)[2]) {
+                        int32x4_t (*acc)[2], const block_fix_t *fix) {
+    const int chunks = B < 8 * MM_PART ? B / 8 : MM_PART, parts = B / (8 * chunks);
     int g;
-    if (B < 8 * MM_PART) {
-        mm_part(B / 8, wv, xp + 2 * col, pair_stride, np, acc);
-        return;
-    }
-    for (g = 0; g < B / (8 * MM_PART); g++)
-        mm_part(MM_PART, wv + MM_PART * g, xp + 2 * (col + (size_t)(8 * MM_PART * g)), pair_stride, np, acc);
+    for (g = 0; g < parts - 1; g++)
+        mm_part(chunks, wv + chunks * g, xp + 2 * (col + (size_t)(8 * chunks * g)), pair_stride, np, acc, fix && g == 0,
+                NULL);
+    mm_part(chunks, wv + chunks * g, xp + 2 * (col + (size_t)(8 * chunks * g)), pair_stride, np, acc,
+            fix && parts == 1, fix);
 }
 
 EQ_INLINE void four_rows(const eq_weights_t *w, int r, int r1, const uint8_t **row, int *rows) {
@@ -189,12 +206,6 @@ EQ_INLINE void store_pairs(int32x4_t (*v)[2], int np, int n, int r, int r1, void
                     if (2 * q + j < n && r + 2 * p + i < r1)
                         ((int32_t *)acc)[(size_t)(2 * q + j) * acc_stride + (size_t)(r + 2 * p + i)] = lanes[2 * i + j];
         }
-}
-
-/* [v0, v0, v1, v1] and [v2, v2, v3, v3]: per-row values for the two row pairs' lanes. */
-EQ_INLINE void row_lanes_f(float32x4_t v, float32x4_t *pair) {
-    pair[0] = vzip1q_f32(v, v);
-    pair[1] = vzip2q_f32(v, v);
 }
 
 /* SCALE_ROW: raw sums over the whole row, corrected once with each activation row's total. */
@@ -220,7 +231,7 @@ EQ_INLINE void mm_row_gemm(int fmt, int B, const eq_weights_t *w, const eq_acts_
         for (b = 0; b < w->padded_cols / B; b++) {
             int8x16_t wv[EQ_MAX_BLOCK / 8][2];
             decode_rows(fmt, B, row, b, wv);
-            mm_block(B, (const int8x16_t(*)[2])wv, xp, (size_t)b * (size_t)B, pair_stride, np, s);
+            mm_block(B, (const int8x16_t(*)[2])wv, xp, (size_t)b * (size_t)B, pair_stride, np, s, NULL);
         }
         for (q = 0; q < np; q++)
             for (p = 0; p < 2; p++) /* B1: value = 1 + 2 symbol; T2, T158: symbol - 1; I8: the value */
@@ -236,11 +247,12 @@ EQ_INLINE void mm_block_gemm(int fmt, int B, const eq_weights_t *w, const eq_act
                              size_t acc_stride) {
     const int n = a->n, np = pairs(n), nb = w->n_blocks;
     const size_t pair_stride = (size_t)2 * (size_t)w->padded_cols;
-    const int32_t *xsum = (const int32_t *)a->prep;
     const int8_t *xp = paired_rows(w, a);
     float32x4_t f[MAX_PAIRS][2];
     int32x4_t s[MAX_PAIRS][2];
+    block_fix_t fix;
     int r, b, q, p, k;
+    fix.f = f;
     for (r = r0; r < r1; r += MM_ROWS) {
         const uint8_t *row[MM_ROWS];
         const uint16_t *d[MM_ROWS];
@@ -248,35 +260,28 @@ EQ_INLINE void mm_block_gemm(int fmt, int B, const eq_weights_t *w, const eq_act
         four_rows(w, r, r1, row, rows);
         for (k = 0; k < MM_ROWS; k++) d[k] = (const uint16_t *)w->scales + (size_t)rows[k] * (size_t)nb;
         for (q = 0; q < np; q++) f[q][0] = f[q][1] = vdupq_n_f32(0.0f);
+        fix.zp[0] = fix.zp[1] = vdupq_n_s32(fmt == EQ_F_Q4 ? 8 : 1); /* symbol - zero point (T2, T158: - 1) */
         for (b = 0; b < nb; b++) {
             int8x16_t wv[EQ_MAX_BLOCK / 8][2];
-            float32x4_t dp[2];
-            int32x4_t zp[2];
             uint16x4_t h = vld1_dup_u16(d[0] + b);
+            float32x4_t d4;
             h = vld1_lane_u16(d[1] + b, h, 1);
             h = vld1_lane_u16(d[2] + b, h, 2);
             h = vld1_lane_u16(d[3] + b, h, 3);
-            row_lanes_f(vcvt_f32_f16(vreinterpret_f16_u16(h)), dp); /* exact fp16 -> fp32 */
-            zp[0] = zp[1] = vdupq_n_s32(fmt == EQ_F_Q4 ? 8 : 1);  /* symbol - zero point (T2, T158: - 1) */
+            d4 = vcvt_f32_f16(vreinterpret_f16_u16(h)); /* exact fp16 -> fp32 */
+            fix.d[0] = vzip1q_f32(d4, d4);              /* [d0, d0, d1, d1] */
+            fix.d[1] = vzip2q_f32(d4, d4);              /* [d2, d2, d3, d3] */
             if (fmt == EQ_F_Q4 && w->zeros) {
-                const size_t at = (size_t)b, nbs = (size_t)nb;
-                const int32_t z[4] = {w->zeros[(size_t)rows[0] * nbs + at], w->zeros[(size_t)rows[1] * nbs + at],
-                                      w->zeros[(size_t)rows[2] * nbs + at], w->zeros[(size_t)rows[3] * nbs + at]};
+                const size_t nbs = (size_t)nb;
+                const int32_t z[4] = {w->zeros[(size_t)rows[0] * nbs + (size_t)b], w->zeros[(size_t)rows[1] * nbs + (size_t)b],
+                                      w->zeros[(size_t)rows[2] * nbs + (size_t)b], w->zeros[(size_t)rows[3] * nbs + (size_t)b]};
                 const int32x4_t zv = vld1q_s32(z);
-                zp[0] = vzip1q_s32(zv, zv);
-                zp[1] = vzip2q_s32(zv, zv);
+                fix.zp[0] = vzip1q_s32(zv, zv);
+                fix.zp[1] = vzip2q_s32(zv, zv);
             }
+            fix.xsum = (const int32_t *)a->prep + (size_t)b * (size_t)(2 * np);
             decode_rows(fmt, B, row, b, wv);
-            for (q = 0; q < np; q++) s[q][0] = s[q][1] = vdupq_n_s32(0);
-            mm_block(B, (const int8x16_t(*)[2])wv, xp, (size_t)b * (size_t)B, pair_stride, np, s);
-            for (q = 0; q < np; q++) {
-                const int32x2_t xs2 = vld1_s32(xsum + (size_t)b * (size_t)(2 * np) + 2 * q);
-                const int32x4_t xs = vcombine_s32(xs2, xs2);
-                for (p = 0; p < 2; p++) { /* separate mul, add: no FMA */
-                    const int32x4_t isum = vmlsq_s32(s[q][p], zp[p], xs);
-                    f[q][p] = vaddq_f32(f[q][p], vmulq_f32(dp[p], vcvtq_f32_s32(isum)));
-                }
-            }
+            mm_block(B, (const int8x16_t(*)[2])wv, xp, (size_t)b * (size_t)B, pair_stride, np, s, &fix);
         }
         for (q = 0; q < np; q++) /* store_pairs moves 32-bit lanes: the floats' bit patterns */
             for (p = 0; p < 2; p++) s[q][p] = vreinterpretq_s32_f32(f[q][p]);
