@@ -13,7 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define EDGEQ_ABI_VERSION 4
+#define EDGEQ_ABI_VERSION 5
 
 #if defined(__GNUC__)
 #define EDGEQ_API __attribute__((visibility("default")))
