@@ -120,14 +120,69 @@ typedef struct {
     float32x4_t (*f)[2];  /* fp32 sums so far */
 } block_fix_t;
 
-EQ_INLINE void mm_part(int chunks, const int8x16_t (*wv)[2], const int8_t *act, size_t pair_stride, int np,
-                       int32x4_t (*acc)[2], int fresh, const block_fix_t *fix) {
+/* Symbol vector v of a block (the 16 symbols lined up with activations 16 v..16 v + 15) straight from
+ * the codes, for the formats where that costs no more than a full decode: T2 (crumb (v >> 1) & 3 of
+ * bytes 32 (v >> 3) + 16 (v & 1)), Q4 (nibble v & 1 of bytes 16 (v >> 1)), I8 (the bytes). */
+EQ_INLINE int8x16_t sym_vector(int fmt, const uint8_t *q, int v) {
+    if (fmt == EQ_F_T2) {
+        const uint8x16_t x = ldu16(q + 32 * (v >> 3) + 16 * (v & 1));
+        const int8x16_t shift = vdupq_n_s8((int8_t)(-2 * ((v >> 1) & 3)));
+        return vreinterpretq_s8_u8(vandq_u8(vshlq_u8(x, shift), vdupq_n_u8(3)));
+    }
+    if (fmt == EQ_F_Q4) {
+        const uint8x16_t x = ldu16(q + 16 * (v >> 1));
+        return vreinterpretq_s8_u8((v & 1) ? vshrq_n_u8(x, 4) : vandq_u8(x, vdupq_n_u8(15)));
+    }
+    return ld16((const int8_t *)q + 16 * v);
+}
+
+EQ_INLINE int per_part(int fmt) { return fmt == EQ_F_T2 || fmt == EQ_F_I8; }
+
+/* The whole of block b of four rows through the NEON decoders (T158, B1) as SMMLA operands wv[chunk][pair]:
+ * chunk 2 j holds the first 8 symbols of vector j of both rows of the pair, chunk 2 j + 1 the last 8. */
+EQ_INLINE void decode_block(int fmt, int B, const uint8_t *const *row, int b, int8x16_t (*wv)[2]) {
+    const size_t cb = code_bytes(fmt, B);
+    int p, j;
+    for (p = 0; p < 2; p++) {
+        int8x16_t s0[NSYM_MAX], s1[NSYM_MAX];
+        decode(fmt, B, row[2 * p] + (size_t)b * cb, s0);
+        decode(fmt, B, row[2 * p + 1] + (size_t)b * cb, s1);
+        for (j = 0; j < nsym(B); j++) {
+            wv[2 * j][p] = zip_lo(s0[j], s1[j]);
+            wv[2 * j + 1][p] = zip_hi(s0[j], s1[j]);
+        }
+    }
+}
+
+/* acc[q][p] (zero when `fresh`) += (weight pair p) x (activation pair q) over `chunks` 8-column chunks,
+ * for all q < np; act points at the part's first chunk of activation pair 0. The 2 x chunks weight
+ * operands, symbol vectors v0.. of block b of the four rows (per_part formats: straight from the codes;
+ * else from the decoded block wv), stay in registers. With fix != NULL the sums are not stored but
+ * finish a SCALE_BLOCK block. */
+EQ_INLINE void mm_part(int fmt, int B, const uint8_t *const *row, int b, int v0, const int8x16_t (*wv)[2],
+                       int chunks, const int8_t *act, size_t pair_stride, int np, int32x4_t (*acc)[2], int fresh,
+                       const block_fix_t *fix) {
     const block_fix_t k = fix ? *fix : (block_fix_t){0}; /* in registers: the f stores cannot change them */
+    const size_t cb = fmt == EQ_F_I8 ? (size_t)B : code_bytes(fmt, B);
     int8x16_t w0[MM_PART], w1[MM_PART];
     int q, c;
-    for (c = 0; c < chunks; c++) {
-        w0[c] = wv[c][0];
-        w1[c] = wv[c][1];
+    for (c = 0; c < chunks; c += 2) {
+        if (per_part(fmt)) {
+            const int v = v0 + c / 2;
+            const uint8_t *q0 = row[0] + (size_t)b * cb, *q1 = row[1] + (size_t)b * cb;
+            const uint8_t *q2 = row[2] + (size_t)b * cb, *q3 = row[3] + (size_t)b * cb;
+            const int8x16_t s0 = sym_vector(fmt, q0, v), s1 = sym_vector(fmt, q1, v);
+            const int8x16_t s2 = sym_vector(fmt, q2, v), s3 = sym_vector(fmt, q3, v);
+            w0[c] = zip_lo(s0, s1);
+            w0[c + 1] = zip_hi(s0, s1);
+            w1[c] = zip_lo(s2, s3);
+            w1[c + 1] = zip_hi(s2, s3);
+        } else {
+            w0[c] = wv[v0 * 2 + c][0];
+            w0[c + 1] = wv[v0 * 2 + c + 1][0];
+            w1[c] = wv[v0 * 2 + c][1];
+            w1[c + 1] = wv[v0 * 2 + c + 1][1];
+        }
     }
     for (q = 0; q < np; q++, act += pair_stride) {
         int32x4_t s0 = fresh ? vdupq_n_s32(0) : acc[q][0], s1 = fresh ? vdupq_n_s32(0) : acc[q][1];
@@ -148,42 +203,19 @@ EQ_INLINE void mm_part(int chunks, const int8x16_t (*wv)[2], const int8_t *act, 
     }
 }
 
-/* Block b of four rows -> SMMLA operands wv[chunk][pair] (chunk 2j: the first 8 symbols of vector j). */
-EQ_INLINE void decode_rows(int fmt, int B, const uint8_t *const *row, int b, int8x16_t (*wv)[2]) {
-    int p, j;
-    if (fmt == EQ_F_I8) {
-        for (p = 0; p < 2; p++)
-            for (j = 0; j < B / 16; j++) {
-                const int8x16_t a = ld16((const int8_t *)row[2 * p] + (size_t)b * (size_t)B + 16 * j);
-                const int8x16_t c = ld16((const int8_t *)row[2 * p + 1] + (size_t)b * (size_t)B + 16 * j);
-                wv[2 * j][p] = zip_lo(a, c);
-                wv[2 * j + 1][p] = zip_hi(a, c);
-            }
-        return;
-    }
-    for (p = 0; p < 2; p++) {
-        int8x16_t s0[NSYM_MAX], s1[NSYM_MAX];
-        const size_t cb = code_bytes(fmt, B);
-        decode(fmt, B, row[2 * p] + (size_t)b * cb, s0);
-        decode(fmt, B, row[2 * p + 1] + (size_t)b * cb, s1);
-        for (j = 0; j < nsym(B); j++) {
-            wv[2 * j][p] = zip_lo(s0[j], s1[j]);
-            wv[2 * j + 1][p] = zip_hi(s0[j], s1[j]);
-        }
-    }
-}
-
-/* All of block b (B columns, from activation column `col`) for every activation pair: SCALE_ROW adds to
- * acc, SCALE_BLOCK (fix != NULL) sums the block afresh, in acc up to its last part, and finishes it. */
-EQ_INLINE void mm_block(int B, const int8x16_t (*wv)[2], const int8_t *xp, size_t col, size_t pair_stride, int np,
-                        int32x4_t (*acc)[2], const block_fix_t *fix) {
+/* All of block b (B columns) for every activation pair, 64 columns (one part) at a time: SCALE_ROW adds
+ * to acc; SCALE_BLOCK (fix != NULL) sums the block afresh, in acc up to its last part, and finishes it. */
+EQ_INLINE void mm_block(int fmt, int B, const uint8_t *const *row, int b, const int8_t *xp, size_t pair_stride,
+                        int np, int32x4_t (*acc)[2], const block_fix_t *fix) {
     const int chunks = B < 8 * MM_PART ? B / 8 : MM_PART, parts = B / (8 * chunks);
+    const int8_t *act = xp + 2 * (size_t)b * (size_t)B;
+    int8x16_t wv[EQ_MAX_BLOCK / 8][2];
     int g;
-    for (g = 0; g < parts - 1; g++)
-        mm_part(chunks, wv + chunks * g, xp + 2 * (col + (size_t)(8 * chunks * g)), pair_stride, np, acc, fix && g == 0,
-                NULL);
-    mm_part(chunks, wv + chunks * g, xp + 2 * (col + (size_t)(8 * chunks * g)), pair_stride, np, acc,
-            fix && parts == 1, fix);
+    if (!per_part(fmt)) decode_block(fmt, B, row, b, wv);
+#pragma GCC unroll 4 /* constant g: the part's code offsets and crumb shifts fold to immediates */
+    for (g = 0; g < parts; g++, act += 16 * chunks)
+        mm_part(fmt, B, row, b, g * chunks / 2, (const int8x16_t(*)[2])wv, chunks, act, pair_stride, np, acc,
+                fix && g == 0, g == parts - 1 ? fix : NULL);
 }
 
 EQ_INLINE void four_rows(const eq_weights_t *w, int r, int r1, const uint8_t **row, int *rows) {
@@ -229,9 +261,7 @@ EQ_INLINE void mm_row_gemm(int fmt, int B, const eq_weights_t *w, const eq_acts_
         four_rows(w, r, r1, row, rows);
         for (q = 0; q < np; q++) s[q][0] = s[q][1] = vdupq_n_s32(0);
         for (b = 0; b < w->padded_cols / B; b++) {
-            int8x16_t wv[EQ_MAX_BLOCK / 8][2];
-            decode_rows(fmt, B, row, b, wv);
-            mm_block(B, (const int8x16_t(*)[2])wv, xp, (size_t)b * (size_t)B, pair_stride, np, s, NULL);
+            mm_block(fmt, B, row, b, xp, pair_stride, np, s, NULL);
         }
         for (q = 0; q < np; q++)
             for (p = 0; p < 2; p++) /* B1: value = 1 + 2 symbol; T2, T158: symbol - 1; I8: the value */
@@ -262,7 +292,6 @@ EQ_INLINE void mm_block_gemm(int fmt, int B, const eq_weights_t *w, const eq_act
         for (q = 0; q < np; q++) f[q][0] = f[q][1] = vdupq_n_f32(0.0f);
         fix.zp[0] = fix.zp[1] = vdupq_n_s32(fmt == EQ_F_Q4 ? 8 : 1); /* symbol - zero point (T2, T158: - 1) */
         for (b = 0; b < nb; b++) {
-            int8x16_t wv[EQ_MAX_BLOCK / 8][2];
             uint16x4_t h = vld1_dup_u16(d[0] + b);
             float32x4_t d4;
             h = vld1_lane_u16(d[1] + b, h, 1);
@@ -280,8 +309,7 @@ EQ_INLINE void mm_block_gemm(int fmt, int B, const eq_weights_t *w, const eq_act
                 fix.zp[1] = vzip2q_s32(zv, zv);
             }
             fix.xsum = (const int32_t *)a->prep + (size_t)b * (size_t)(2 * np);
-            decode_rows(fmt, B, row, b, wv);
-            mm_block(B, (const int8x16_t(*)[2])wv, xp, (size_t)b * (size_t)B, pair_stride, np, s, &fix);
+            mm_block(fmt, B, row, b, xp, pair_stride, np, s, &fix);
         }
         for (q = 0; q < np; q++) /* store_pairs moves 32-bit lanes: the floats' bit patterns */
             for (p = 0; p < 2; p++) s[q][p] = vreinterpretq_s32_f32(f[q][p]);
