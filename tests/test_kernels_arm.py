@@ -111,8 +111,11 @@ def test_arm_kernels_match_reference_and_numpy(cli, tmp_path, cpu, expect):
 
 
 def _tier_lacks(tier: str, case: Case) -> bool:
-    """Kernels the NEON tiers do not have (the runtime uses the reference kernel): B1 with block scales."""
-    return case.fmt == "b1" and case.acc != ACC_ROW and not case.xnor
+    """Kernels the NEON tiers do not have (the runtime uses the reference kernel): B1 with block scales, and
+    I8 with block scales (GGUF Q8_0) but for the i8mm tier's GEMM."""
+    if case.xnor or case.acc == ACC_ROW:
+        return False
+    return case.fmt == "b1" or (case.fmt == "i8" and not (tier == "neon_i8mm" and case.n > 1))
 
 
 def i8mm_cases(seed: int) -> list[Case]:
@@ -121,7 +124,7 @@ def i8mm_cases(seed: int) -> list[Case]:
     ranges that start past 0."""
     rng = np.random.default_rng(seed)
     kinds = [("t2", ACC_ROW, 256, False), ("t2", 1, 256, False), ("t158", ACC_ROW, 256, False), ("t158", 1, 256, False),
-             ("b1", ACC_ROW, 64, False), ("i8", ACC_ROW, 16, False)]
+             ("b1", ACC_ROW, 64, False), ("i8", ACC_ROW, 16, False), ("i8", 1, 32, False)]
     kinds += [("q4", 1, g, z) for g in (32, 64, 128) for z in (False, True)]
     out = []
     for fmt, acc, block, zeros in kinds:

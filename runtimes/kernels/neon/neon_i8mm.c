@@ -15,6 +15,7 @@
  * hold its 16 weight operands in registers while every activation pair streams past (1 load, 2 SMMLA
  * per 8 columns). SCALE_BLOCK kernels correct and combine each block in order (fp32 mul, then add).
  */
+#include "edgeq/edgeq_blob.h"
 #include "neon_decode.h"
 
 /* What the tier borrows from the dotprod tier (kernels/neon, built with -DEQ_DOTPROD). */
@@ -191,11 +192,15 @@ EQ_INLINE void mm_part(int fmt, int B, const uint8_t *const *row, int b, int v0,
             s0 = vmmlaq_s32(s0, w0[c], xv);
             s1 = vmmlaq_s32(s1, w1[c], xv);
         }
-        if (fix) { /* isum = raw - zero point x activation sum; then a separate fp32 mul and add: no FMA */
-            const int32x2_t xs2 = vld1_s32(k.xsum + 2 * q);
-            const int32x4_t xs = vcombine_s32(xs2, xs2);
-            k.f[q][0] = vaddq_f32(k.f[q][0], vmulq_f32(k.d[0], vcvtq_f32_s32(vmlsq_s32(s0, k.zp[0], xs))));
-            k.f[q][1] = vaddq_f32(k.f[q][1], vmulq_f32(k.d[1], vcvtq_f32_s32(vmlsq_s32(s1, k.zp[1], xs))));
+        if (fix) { /* isum = raw - zero point x activation sum (I8: raw); then a separate fp32 mul and add */
+            if (fmt != EQ_F_I8) {
+                const int32x2_t xs2 = vld1_s32(k.xsum + 2 * q);
+                const int32x4_t xs = vcombine_s32(xs2, xs2);
+                s0 = vmlsq_s32(s0, k.zp[0], xs);
+                s1 = vmlsq_s32(s1, k.zp[1], xs);
+            }
+            k.f[q][0] = vaddq_f32(k.f[q][0], vmulq_f32(k.d[0], vcvtq_f32_s32(s0)));
+            k.f[q][1] = vaddq_f32(k.f[q][1], vmulq_f32(k.d[1], vcvtq_f32_s32(s1)));
         } else {
             acc[q][0] = s0;
             acc[q][1] = s1;
@@ -332,6 +337,11 @@ static void q4_block_gemm(DOT_ARGS) {
         mm_block_gemm(EQ_F_Q4, 128, w, a, r0, r1, (float *)acc, acc_stride);
 }
 
+/* I8 with block scales (GGUF Q8_0): blocks of EDGEQ_I8_SCALE_BLOCK. */
+static void i8_block_gemm(DOT_ARGS) {
+    mm_block_gemm(EQ_F_I8, EDGEQ_I8_SCALE_BLOCK, w, a, r0, r1, (float *)acc, acc_stride);
+}
+
 /* I8 rows are only padded to 16 columns: 64-column blocks where the row allows, else 16. */
 static void i8_row_gemm(DOT_ARGS) {
     if (w->padded_cols % 64 == 0)
@@ -354,6 +364,6 @@ const eq_kernel_tier_t eq_neon_i8mm_tier = {
         {PREP, {{SDOT(b1_row_matvec), MM(b1_row_gemm)}, {NONE, NONE}}, "neon_dotprod/b1_xnor",
          eq_neon_dotprod_b1_xnor},
         {PREP, {{NONE, NONE}, {SDOT(q4_block_matvec), MM(q4_block_gemm)}}, NULL, NULL},
-        {PREP, {{SDOT(i8_row_matvec), MM(i8_row_gemm)}, {NONE, NONE}}, NULL, NULL},
+        {PREP, {{SDOT(i8_row_matvec), MM(i8_row_gemm)}, {NONE, MM(i8_block_gemm)}}, NULL, NULL},
     },
 };
