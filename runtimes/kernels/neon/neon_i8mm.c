@@ -5,15 +5,16 @@
  * Compiled with -march=armv8.6-a+i8mm; only ever called once eq_neon_i8mm_cpu_ok() said yes.
  *
  * Operands. prep() interleaves the activation rows in pairs, 8 columns at a time (16 bytes = rows 2q
- * and 2q+1 at columns 8c..8c+7; an odd batch pairs its last row with zeros). A block of two weight rows
- * is decoded to symbols as in neon_decode.h, and the same 64-bit zip turns it into 16-byte operands.
+ * and 2q+1 at columns 8c..8c+7; an odd batch pairs its last row with zeros). Weight rows become symbols
+ * as in neon_decode.h, and the same 64-bit zip pairs two rows into 16-byte operands.
  * One accumulator then holds lanes (row 2p, act 2q), (2p, 2q+1), (2p+1, 2q), (2p+1, 2q+1), and the
  * affine symbol corrections of neon_dot.c become lane-wise vector operations with duplicated scales
  * [d(2p), d(2p), d(2p+1), d(2p+1)] and activation sums [s(2q), s(2q+1), s(2q), s(2q+1)].
  *
- * Order: four weight rows (two pairs) per pass; per block, decode once, then for each 64-column part
- * hold its 16 weight operands in registers while every activation pair streams past (1 load, 2 SMMLA
- * per 8 columns). SCALE_BLOCK kernels correct and combine each block in order (fp32 mul, then add).
+ * Order: four weight rows (two pairs) per pass; per 64-column part of a block, 16 weight operands stay
+ * in registers while every activation pair streams past (1 load, 2 SMMLA per 8 columns). T2 and I8 build
+ * each part's operands straight from the codes; T158, B1 and Q4 decode the block first (measured
+ * cheaper for them). SCALE_BLOCK kernels correct and combine each block in order (fp32 mul, then add).
  */
 #include "edgeq/edgeq_blob.h"
 #include "neon_decode.h"
@@ -111,9 +112,7 @@ void eq_neon_i8mm_prep(const eq_weights_t *w, const int8_t *x, size_t stride, in
     }
 }
 
-/* acc[q][p] (zero when `fresh`) += (weight pair p) x (activation pair q) over `chunks` 8-column chunks,
- * for all q < np. The weight operands wv[chunk][pair] stay in registers; act points at the part's first
- * chunk of pair 0. With fix != NULL the sums are not stored but finish a SCALE_BLOCK block (block_end). */
+/* What finishing one SCALE_BLOCK block needs, per lane of the 2x2 accumulators. */
 typedef struct {
     const int32_t *xsum;  /* this block's activation sums, pairs adjacent */
     int32x4_t zp[2];      /* zero point (symbol offset) per row pair's lanes */
@@ -122,21 +121,18 @@ typedef struct {
 } block_fix_t;
 
 /* Symbol vector v of a block (the 16 symbols lined up with activations 16 v..16 v + 15) straight from
- * the codes, for the formats where that costs no more than a full decode: T2 (crumb (v >> 1) & 3 of
- * bytes 32 (v >> 3) + 16 (v & 1)), Q4 (nibble v & 1 of bytes 16 (v >> 1)), I8 (the bytes). */
+ * the codes, for the per_part formats: T2 (crumb (v >> 1) & 3 of bytes 32 (v >> 3) + 16 (v & 1); v is a
+ * constant once mm_block is unrolled, so the shift is an immediate) and I8 (the bytes). */
 EQ_INLINE int8x16_t sym_vector(int fmt, const uint8_t *q, int v) {
     if (fmt == EQ_F_T2) {
         const uint8x16_t x = ldu16(q + 32 * (v >> 3) + 16 * (v & 1));
         const int8x16_t shift = vdupq_n_s8((int8_t)(-2 * ((v >> 1) & 3)));
         return vreinterpretq_s8_u8(vandq_u8(vshlq_u8(x, shift), vdupq_n_u8(3)));
     }
-    if (fmt == EQ_F_Q4) {
-        const uint8x16_t x = ldu16(q + 16 * (v >> 1));
-        return vreinterpretq_s8_u8((v & 1) ? vshrq_n_u8(x, 4) : vandq_u8(x, vdupq_n_u8(15)));
-    }
     return ld16((const int8_t *)q + 16 * v);
 }
 
+/* Formats whose operands are built part by part from the codes (no decoded block in memory). */
 EQ_INLINE int per_part(int fmt) { return fmt == EQ_F_T2 || fmt == EQ_F_I8; }
 
 /* The whole of block b of four rows through the NEON decoders (T158, B1) as SMMLA operands wv[chunk][pair]:
@@ -295,7 +291,7 @@ EQ_INLINE void mm_block_gemm(int fmt, int B, const eq_weights_t *w, const eq_act
         four_rows(w, r, r1, row, rows);
         for (k = 0; k < MM_ROWS; k++) d[k] = (const uint16_t *)w->scales + (size_t)rows[k] * (size_t)nb;
         for (q = 0; q < np; q++) f[q][0] = f[q][1] = vdupq_n_f32(0.0f);
-        fix.zp[0] = fix.zp[1] = vdupq_n_s32(fmt == EQ_F_Q4 ? 8 : 1); /* symbol - zero point (T2, T158: - 1) */
+        fix.zp[0] = fix.zp[1] = vdupq_n_s32(fmt == EQ_F_Q4 ? 8 : 1); /* symbol - zero point (T2, T158: - 1; I8: none) */
         for (b = 0; b < nb; b++) {
             uint16x4_t h = vld1_dup_u16(d[0] + b);
             float32x4_t d4;
