@@ -111,11 +111,8 @@ def test_arm_kernels_match_reference_and_numpy(cli, tmp_path, cpu, expect):
 
 
 def _tier_lacks(tier: str, case: Case) -> bool:
-    """Kernels the NEON tiers do not have (the runtime uses the reference kernel): B1 with block scales, and
-    I8 with block scales (GGUF Q8_0) but for the i8mm tier's GEMM."""
-    if case.xnor or case.acc == ACC_ROW:
-        return False
-    return case.fmt == "b1" or (case.fmt == "i8" and not (tier == "neon_i8mm" and case.n > 1))
+    """Kernels the NEON tiers do not have (the runtime uses the reference kernel): B1 with block scales."""
+    return case.fmt == "b1" and case.acc != ACC_ROW and not case.xnor
 
 
 def i8mm_cases(seed: int) -> list[Case]:

@@ -32,6 +32,7 @@ void eq_neon_dotprod_t158_block_matvec(DOT_ARGS);
 void eq_neon_dotprod_b1_row_matvec(DOT_ARGS);
 void eq_neon_dotprod_q4_block_matvec(DOT_ARGS);
 void eq_neon_dotprod_i8_row_matvec(DOT_ARGS);
+void eq_neon_dotprod_i8_block(DOT_ARGS);
 
 #define MM_ROWS 4    /* weight rows per pass: two SMMLA row pairs */
 #define MM_PART 8    /* 8-column chunks per part: 64 columns, 16 weight operands in registers */
@@ -360,6 +361,8 @@ const eq_kernel_tier_t eq_neon_i8mm_tier = {
         {PREP, {{SDOT(b1_row_matvec), MM(b1_row_gemm)}, {NONE, NONE}}, "neon_dotprod/b1_xnor",
          eq_neon_dotprod_b1_xnor},
         {PREP, {{NONE, NONE}, {SDOT(q4_block_matvec), MM(q4_block_gemm)}}, NULL, NULL},
-        {PREP, {{SDOT(i8_row_matvec), MM(i8_row_gemm)}, {NONE, MM(i8_block_gemm)}}, NULL, NULL},
+        {PREP,
+         {{SDOT(i8_row_matvec), MM(i8_row_gemm)}, {{"neon_dotprod/i8_block_matvec", eq_neon_dotprod_i8_block}, MM(i8_block_gemm)}},
+         NULL, NULL},
     },
 };
