@@ -11,10 +11,10 @@
  * affine symbol corrections of neon_dot.c become lane-wise vector operations with duplicated scales
  * [d(2p), d(2p), d(2p+1), d(2p+1)] and activation sums [s(2q), s(2q+1), s(2q), s(2q+1)].
  *
- * Order: four weight rows (two pairs) per pass; per 64-column part of a block, 16 weight operands stay
- * in registers while every activation pair streams past (1 load, 2 SMMLA per 8 columns). T2 and I8 build
- * each part's operands straight from the codes; T158, B1 and Q4 decode the block first (measured
- * cheaper for them). SCALE_BLOCK kernels correct and combine each block in order (fp32 mul, then add).
+ * Order: four weight rows (two pairs) per pass; per 64-column part of a block, the 16 weight operands
+ * are built straight from the codes and stay in registers while every activation pair streams past
+ * (1 load, 2 SMMLA per 8 columns). SCALE_BLOCK kernels correct and combine each block in order (fp32
+ * mul, then add).
  */
 #include "edgeq/edgeq_blob.h"
 #include "neon_decode.h"
@@ -121,66 +121,58 @@ typedef struct {
     float32x4_t (*f)[2];  /* fp32 sums so far */
 } block_fix_t;
 
-/* Symbol vector v of a block (the 16 symbols lined up with activations 16 v..16 v + 15) straight from
- * the codes, for the per_part formats: T2 (crumb (v >> 1) & 3 of bytes 32 (v >> 3) + 16 (v & 1); v is a
- * constant once mm_block is unrolled, so the shift is an immediate) and I8 (the bytes). */
+/* Symbol vector v of the block at q: the 16 symbols lined up with activations 16 v..16 v + 15, i.e.
+ * vector v of neon_decode.h's decoders, computed alone (v is a constant once mm_block is unrolled, so
+ * offsets, shifts and multipliers are immediates). T2: crumb (v >> 1) & 3 of bytes 32 (v >> 3) + 16 (v & 1);
+ * I8: the bytes. */
 EQ_INLINE int8x16_t sym_vector(int fmt, const uint8_t *q, int v) {
     if (fmt == EQ_F_T2) {
         const uint8x16_t x = ldu16(q + 32 * (v >> 3) + 16 * (v & 1));
         const int8x16_t shift = vdupq_n_s8((int8_t)(-2 * ((v >> 1) & 3)));
         return vreinterpretq_s8_u8(vandq_u8(vshlq_u8(x, shift), vdupq_n_u8(3)));
     }
-    return ld16((const int8_t *)q + 16 * v);
-}
-
-/* Formats whose operands are built part by part from the codes (no decoded block in memory). */
-EQ_INLINE int per_part(int fmt) { return fmt == EQ_F_T2 || fmt == EQ_F_I8; }
-
-/* The whole of block b of four rows through the NEON decoders (T158, B1) as SMMLA operands wv[chunk][pair]:
- * chunk 2 j holds the first 8 symbols of vector j of both rows of the pair, chunk 2 j + 1 the last 8. */
-EQ_INLINE void decode_block(int fmt, int B, const uint8_t *const *row, int b, int8x16_t (*wv)[2]) {
-    const size_t cb = code_bytes(fmt, B);
-    int p, j;
-    for (p = 0; p < 2; p++) {
-        int8x16_t s0[NSYM_MAX], s1[NSYM_MAX];
-        decode(fmt, B, row[2 * p] + (size_t)b * cb, s0);
-        decode(fmt, B, row[2 * p + 1] + (size_t)b * cb, s1);
-        for (j = 0; j < nsym(B); j++) {
-            wv[2 * j][p] = zip_lo(s0[j], s1[j]);
-            wv[2 * j + 1][p] = zip_hi(s0[j], s1[j]);
-        }
+    if (fmt == EQ_F_T158) { /* neon_decode.h's decode_t158, one vector: trit n is the top trit of q 3^n */
+        static const uint8_t pow3[5] = {1, 3, 9, 27, 81};
+        static const uint8_t tail_mul[16] = {1, 1, 1, 1, 3, 3, 3, 3, 9, 9, 9, 9, 27, 27, 27, 27};
+        uint32_t t;
+        if (v < 10) return top_trit(vmulq_u8(ldu16(q + 16 * (v & 1)), vdupq_n_u8(pow3[v >> 1])));
+        if (v < 15) return top_trit(vmulq_u8(ldu16(q + 32), vdupq_n_u8(pow3[v - 10])));
+        memcpy(&t, q + 48, 4);
+        return top_trit(vmulq_u8(vreinterpretq_u8_u32(vdupq_n_u32(t)), vld1q_u8(tail_mul)));
     }
+    if (fmt == EQ_F_Q4) { /* decode_q4, one vector: nibble v & 1 of bytes 16 (v >> 1) */
+        const uint8x16_t x = ldu16(q + 16 * (v >> 1));
+        return vreinterpretq_s8_u8((v & 1) ? vshrq_n_u8(x, 4) : vandq_u8(x, vdupq_n_u8(15)));
+    }
+    if (fmt == EQ_F_B1) { /* decode_b1, one vector: bits 16 v..16 v + 15 as 0 / -1 bytes */
+        static const uint8_t bit[16] = {1, 2, 4, 8, 16, 32, 64, 128, 1, 2, 4, 8, 16, 32, 64, 128};
+        const uint8x8_t x = vld1_u8(q);
+        const uint8x16_t spread = vcombine_u8(vdup_n_u8((uint8_t)(2 * v)), vdup_n_u8((uint8_t)(2 * v + 1)));
+        return vreinterpretq_s8_u8(vtstq_u8(vqtbl1q_u8(vcombine_u8(x, x), spread), vld1q_u8(bit)));
+    }
+    return ld16((const int8_t *)q + 16 * v);
 }
 
 /* acc[q][p] (zero when `fresh`) += (weight pair p) x (activation pair q) over `chunks` 8-column chunks,
  * for all q < np; act points at the part's first chunk of activation pair 0. The 2 x chunks weight
- * operands, symbol vectors v0.. of block b of the four rows (per_part formats: straight from the codes;
- * else from the decoded block wv), stay in registers. With fix != NULL the sums are not stored but
- * finish a SCALE_BLOCK block. */
-EQ_INLINE void mm_part(int fmt, int B, const uint8_t *const *row, int b, int v0, const int8x16_t (*wv)[2],
-                       int chunks, const int8_t *act, size_t pair_stride, int np, int32x4_t (*acc)[2], int fresh,
-                       const block_fix_t *fix) {
+ * operands, symbol vectors v0.. of block b of the four rows straight from the codes, stay in registers.
+ * With fix != NULL the sums are not stored but finish a SCALE_BLOCK block. */
+EQ_INLINE void mm_part(int fmt, int B, const uint8_t *const *row, int b, int v0, int chunks, const int8_t *act,
+                       size_t pair_stride, int np, int32x4_t (*acc)[2], int fresh, const block_fix_t *fix) {
     const block_fix_t k = fix ? *fix : (block_fix_t){0}; /* in registers: the f stores cannot change them */
     const size_t cb = fmt == EQ_F_I8 ? (size_t)B : code_bytes(fmt, B);
     int8x16_t w0[MM_PART], w1[MM_PART];
     int q, c;
-    for (c = 0; c < chunks; c += 2) {
-        if (per_part(fmt)) {
-            const int v = v0 + c / 2;
-            const uint8_t *q0 = row[0] + (size_t)b * cb, *q1 = row[1] + (size_t)b * cb;
-            const uint8_t *q2 = row[2] + (size_t)b * cb, *q3 = row[3] + (size_t)b * cb;
-            const int8x16_t s0 = sym_vector(fmt, q0, v), s1 = sym_vector(fmt, q1, v);
-            const int8x16_t s2 = sym_vector(fmt, q2, v), s3 = sym_vector(fmt, q3, v);
-            w0[c] = zip_lo(s0, s1);
-            w0[c + 1] = zip_hi(s0, s1);
-            w1[c] = zip_lo(s2, s3);
-            w1[c + 1] = zip_hi(s2, s3);
-        } else {
-            w0[c] = wv[v0 * 2 + c][0];
-            w0[c + 1] = wv[v0 * 2 + c + 1][0];
-            w1[c] = wv[v0 * 2 + c][1];
-            w1[c + 1] = wv[v0 * 2 + c + 1][1];
-        }
+    for (c = 0; c < chunks; c += 2) { /* chunk c: first 8 symbols of vector v of both rows, c + 1: last 8 */
+        const int v = v0 + c / 2;
+        const int8x16_t s0 = sym_vector(fmt, row[0] + (size_t)b * cb, v);
+        const int8x16_t s1 = sym_vector(fmt, row[1] + (size_t)b * cb, v);
+        const int8x16_t s2 = sym_vector(fmt, row[2] + (size_t)b * cb, v);
+        const int8x16_t s3 = sym_vector(fmt, row[3] + (size_t)b * cb, v);
+        w0[c] = zip_lo(s0, s1);
+        w0[c + 1] = zip_hi(s0, s1);
+        w1[c] = zip_lo(s2, s3);
+        w1[c + 1] = zip_hi(s2, s3);
     }
     for (q = 0; q < np; q++, act += pair_stride) {
         int32x4_t s0 = fresh ? vdupq_n_s32(0) : acc[q][0], s1 = fresh ? vdupq_n_s32(0) : acc[q][1];
@@ -211,13 +203,11 @@ EQ_INLINE void mm_block(int fmt, int B, const uint8_t *const *row, int b, const 
                         int np, int32x4_t (*acc)[2], const block_fix_t *fix) {
     const int chunks = B < 8 * MM_PART ? B / 8 : MM_PART, parts = B / (8 * chunks);
     const int8_t *act = xp + 2 * (size_t)b * (size_t)B;
-    int8x16_t wv[EQ_MAX_BLOCK / 8][2];
     int g;
-    if (!per_part(fmt)) decode_block(fmt, B, row, b, wv);
-#pragma GCC unroll 4 /* constant g: the part's code offsets and crumb shifts fold to immediates */
+#pragma GCC unroll 4 /* constant g: each part's code offsets, shifts and multipliers fold to immediates */
     for (g = 0; g < parts; g++, act += 16 * chunks)
-        mm_part(fmt, B, row, b, g * chunks / 2, (const int8x16_t(*)[2])wv, chunks, act, pair_stride, np, acc,
-                fix && g == 0, g == parts - 1 ? fix : NULL);
+        mm_part(fmt, B, row, b, g * chunks / 2, chunks, act, pair_stride, np, acc, fix && g == 0,
+                g == parts - 1 ? fix : NULL);
 }
 
 EQ_INLINE void four_rows(const eq_weights_t *w, int r, int r1, const uint8_t **row, int *rows) {
