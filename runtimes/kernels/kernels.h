@@ -84,6 +84,8 @@ extern const eq_kernel_tier_t eq_neon_tier, eq_neon_dotprod_tier; /* one source,
 extern const eq_format_kernels_t eq_neon_dotprod_t2_rows4, eq_neon_dotprod_q4_rows4; /* neon_rows4.c */
 int eq_neon_cpu_ok(void);
 int eq_neon_dotprod_cpu_ok(void);
+extern const eq_kernel_tier_t eq_neon_i8mm_tier; /* dotprod mat-vec + SMMLA GEMM, kernels/neon/neon_i8mm.c */
+int eq_neon_i8mm_cpu_ok(void);
 #endif
 
 /* A tier's kernels for format fmt in EDGEQ_LAYOUT_ROWS4, or NULL. Every tier's own table reads row-major
