@@ -133,9 +133,11 @@ def test_pack_writes_the_targets_layout(tmp_path):
         np.testing.assert_array_equal(a, b)
 
 
-@pytest.mark.parametrize("target,layout", [("android-arm64", F.LAYOUT_ROWS4), ("rpi4", F.LAYOUT_ROW_MAJOR)])
+@pytest.mark.parametrize("target,layout", [("rpi5", F.LAYOUT_ROWS4), ("rpi4", F.LAYOUT_ROW_MAJOR),
+                                           ("android-arm64", F.LAYOUT_ROW_MAJOR)])
 def test_deploy_packs_in_the_targets_layout(tmp_path, target, layout):
-    """The pack inside `edgeq deploy`: android-arm64 (dotprod) gets ROWS4 Q4, rpi4 (no SDOT) row-major."""
+    """The pack inside `edgeq deploy`: rpi5 (dotprod) gets ROWS4 Q4; rpi4 (no SDOT) and android-arm64 (its i8mm
+    tier's SMMLA GEMM reads row-major) get row-major."""
     from conftest import DIGITS_MODELS
 
     from edgeq.runner.deploy import blob_for

@@ -51,7 +51,7 @@ KERNEL_COSTS: dict[str, KernelCost] = {
     "neon_dotprod/i8_matvec": KernelCost(0.15, "estimate", "estimate: one LD1 + one SDOT per 16 weights + loop "
                                                            "(bench_arm.py counts 0.196 with the quantize op)"),
     "neon_dotprod/b1_matvec": KernelCost(0.254, "emulated", EDGEQ_A76),
-    # The same tier on rows4 weights (what the packer writes for rpi5 / android-arm64), counted the same way.
+    # The same tier on rows4 weights (what the packer writes for rpi5), counted the same way.
     "neon_dotprod/t2_rows4_matvec": KernelCost(0.147, "emulated", EDGEQ_A76_ROWS4),
     "neon_dotprod/q4_rows4_matvec": KernelCost(0.212, "emulated", EDGEQ_A76_ROWS4 + ", group 32"),
     "neon_dotprod/b1_xnor_matvec": KernelCost(0.05, "estimate", "estimate: EOR + CNT + ADALP per 128 weights"),
