@@ -171,3 +171,58 @@ def test_arm_runtime_all_ops_bit_exact_with_reference(arm_runner, tmp_path, cpu,
                 np.testing.assert_allclose(got, w, rtol=0, atol=1e-6)
             else:
                 np.testing.assert_array_equal(got, w, err_msg=f"{cpu} {fmt} kind {kind} batch {samples} output {i}")
+
+
+def ternary_inputs(case: Case, seed: int):
+    """case_inputs with every T2 code 3 (value 2, which no packer writes) turned into 2: the weights the
+    lookup-table kernel accepts (T158 bytes always decode to trits)."""
+    from kernel_cases import expected
+
+    d = case_inputs(case, seed)
+    if case.fmt == "t2":
+        both = d.p.codes & (d.p.codes >> 1) & 0x55
+        d.p.codes[...] = d.p.codes ^ both
+        d.want = expected(d.p, d.x)
+        d.want[:, : case.r0] = -7
+    return d
+
+
+def lut_cases() -> list[Case]:
+    """T2/T158 x row/block scales, odd K (1 .. 3 blocks + a partial one), M = 1 .. 65, rows [r0, r1) not
+    multiples of the kernel's 8-row tiles."""
+    rng = np.random.default_rng(11)
+    picked = []
+    for fmt in ("t2", "t158"):
+        for acc in (ACC_ROW, 1):
+            for rows in (1, 7, 8, 19, 33, 65):
+                cols = int(rng.choice([1, 3, 100, 255, 257, 513, 777]))
+                r0 = int(rng.integers(0, rows))
+                picked.append(Case(fmt, acc, 256, rows, cols, 1, r0, rows))
+    return picked
+
+
+@pytest.mark.parametrize("cpu", ["cortex-a76", "cortex-a53"])
+def test_arm_lut_matvec_matches_reference(cli, tmp_path, cpu):
+    """The lookup-table kernel of each NEON tier (pack + table build + lookups) against the numpy mirror; the
+    dotprod tier's only on cortex-a76. T2 code 3 makes pack() refuse (the runtime then keeps SDOT)."""
+    tiers = {"neon": 3} | ({"neon_dotprod": 4} if cpu == "cortex-a76" else {})
+    jobs, blob = [], b""
+    for k, case in enumerate(lut_cases()):
+        d = ternary_inputs(case, seed=200 + k)
+        for tier, index in tiers.items():
+            jobs.append((tier, case, d))
+            blob += struct.pack("<i", 2) + record(index, case, d)[4:]
+    raw = case_inputs(Case("t2", ACC_ROW, 256, 9, 300, 1, 0, 9), seed=5)  # random bits: codes 3 present
+    assert (raw.p.codes & (raw.p.codes >> 1) & 0x55).any()
+    blob += struct.pack("<i", 2) + record(3, Case("t2", ACC_ROW, 256, 9, 300, 1, 0, 9), raw)[4:]
+    out, _ = run_cli(cli, cpu, blob, tmp_path)
+    at = 0
+    for tier, case, d in jobs:
+        name = out[at:at + NAME_BYTES].rstrip(b"\0").decode()
+        at += NAME_BYTES
+        got = np.frombuffer(out[at:at + d.acc.nbytes], d.acc.dtype).reshape(d.acc.shape)
+        at += d.acc.nbytes
+        kind = "row" if case.acc == ACC_ROW else "block"
+        assert name == f"{tier}/{case.fmt}_lut_{kind}_matvec", name
+        np.testing.assert_array_equal(got, d.want, err_msg=f"-cpu {cpu} {name} {case}")
+    assert out[at:at + NAME_BYTES].rstrip(b"\0") == b"", "pack() must refuse T2 code 3"
