@@ -289,6 +289,17 @@ def replace_tests(g: Graph, x: np.ndarray, labels: np.ndarray | None = None) -> 
     bundle_tests(g, x, labels)
 
 
+def set_kernel_hints(g: Graph, target: str) -> dict[str, str]:
+    """Per weighted op, the kernel the target's [kernels] rules choose, written as op flags; {} without rules."""
+    if not target:
+        return {}
+    from edgeq.targets import kernel_rules
+    from edgeq.targets.registry import get_target
+
+    rules = kernel_rules.target_rules(get_target(target))
+    return kernel_rules.apply(g, rules) if rules else {}
+
+
 def pack(fg: FloatGraph, calib: np.ndarray, recipe: Recipe, *, target: str = "", tests: np.ndarray | None = None,
          labels: np.ndarray | None = None, metadata: dict | None = None,
          progress: Callable[[str], None] | None = None) -> Graph:
@@ -300,11 +311,13 @@ def pack(fg: FloatGraph, calib: np.ndarray, recipe: Recipe, *, target: str = "",
     low = _Lowering(fg, ranges, recipe, progress)
     g = low.lower()
     g.target = target
+    kernels = set_kernel_hints(g, target)
     g.metadata = {
         "model": fg.source,
         "recipe": {"format": recipe.format, "group": recipe.group, "layers": low.layer_formats,
                    "activations": "int8 static per-tensor (min/max)", "calibration_samples": len(calib)},
         "input_layout": "NHWC" if len(fg.input_shape) == 4 else "NF",
+        **({"kernels": kernels} if kernels else {}),
         **(metadata or {}),
     }
     if tests is not None:

@@ -226,3 +226,48 @@ def test_arm_lut_matvec_matches_reference(cli, tmp_path, cpu):
         assert name == f"{tier}/{case.fmt}_lut_{kind}_matvec", name
         np.testing.assert_array_equal(got, d.want, err_msg=f"-cpu {cpu} {name} {case}")
     assert out[at:at + NAME_BYTES].rstrip(b"\0") == b"", "pack() must refuse T2 code 3"
+
+
+def run_runner(runner: Path, cpu: str, blob: Path, x: np.ndarray, batch: int, out: Path) -> list[str]:
+    """Runs the aarch64 edgeq_runner on `x`; returns the kernel each op reported."""
+    import json
+
+    (out / "x.bin").write_bytes(x.tobytes())
+    res = subprocess.run(["qemu-aarch64", "-cpu", cpu, str(runner), str(blob), "--input", str(out / "x.bin"),
+                          "--batch", str(batch), "--outputs", str(out), "--threads", "2", "--runs", "1", "--warmup",
+                          "0", "--no-tests"], capture_output=True, text=True, timeout=600, check=False)
+    assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
+    return [x["kernel"] for x in json.loads(res.stdout)["layers"]]
+
+
+@pytest.mark.parametrize("cpu,tier", [("cortex-a76", "neon_dotprod"), ("cortex-a53", "neon")])
+def test_arm_runtime_lut_hint_bit_exact(arm_runner, tmp_path, cpu, tier):
+    """Every weighted op of the T2/T158 graphs with the lookup-table hint (EDGEQ_OPF_LUT): weights repacked at
+    load, the LUT kernel runs for single rows (the report names it), the dot kernels for batches -- all equal
+    to the numpy executor. The same runner binary runs the hint-free blobs with its dot kernels."""
+    import runtime_graphs as RG
+
+    from edgeq import reference
+    from edgeq.blob import write_blob
+
+    for k, (fmt, kind, block, zeros) in enumerate(RG.CONFIGS):
+        if fmt not in ("t2", "t158"):
+            continue
+        g = RG.all_ops_graph(k, fmt, kind, block, zeros)
+        weighted = [op for op in g.ops if op.op in (RG.L.OP_LINEAR, RG.L.OP_CONV2D, RG.L.OP_DWCONV2D)]
+        for op in weighted:
+            op.flags = RG.L.OPF_LUT
+        write_blob(g, tmp_path / "g.edgeq")
+        for samples in (1, 3):
+            x = np.random.default_rng(k).normal(0, 1.5, (samples, 7, 6, 3)).astype(np.float32)
+            kernels = run_runner(arm_runner, cpu, tmp_path / "g.edgeq", x, samples, tmp_path)
+            lut = [kn for kn in kernels if "_lut_" in kn]
+            assert all(kn.startswith((f"{tier}/t2_lut_", f"{tier}/t158_lut_")) for kn in lut), kernels
+            assert bool(lut) == (samples == 1), kernels  # batch 1 LINEAR: one activation row
+            for i, w in enumerate(reference.run(g, [x])):
+                w = np.asarray(w)
+                got = np.frombuffer((tmp_path / f"out{i}.bin").read_bytes(), w.dtype).reshape(w.shape)
+                if i == 0 and g.ops[-1].op == RG.L.OP_SOFTMAX:
+                    np.testing.assert_allclose(got, w, rtol=0, atol=1e-6)
+                else:
+                    np.testing.assert_array_equal(got, w, err_msg=f"{cpu} {fmt} kind {kind} batch {samples}")

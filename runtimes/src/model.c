@@ -1,7 +1,7 @@
 /*
  * The public API (edgeq.h): validate, plan, lay the model out at the start of its arena, run.
- * Arena = [model | tensor offsets | op scratch offsets | op ticks | op kernels | thread pool |
- * (64-aligned) activations and scratch].
+ * Arena = [model | tensor offsets | op scratch offsets | op ticks | op kernels | op packed weights |
+ * thread pool | (64-aligned) activations and scratch | weights repacked at load for lookup-table kernels].
  */
 #include <string.h>
 
@@ -12,18 +12,22 @@
 #define MAX_BATCH (1u << 20)
 
 typedef struct {
-    size_t offsets, scratch, ticks, kernels, pool, act, total;
+    size_t offsets, scratch, ticks, kernels, packed, pool, act, repacked, total;
 } state_layout_t;
 
-static state_layout_t state_layout(const eq_blob_t *b, int threads, size_t act_bytes) {
-    state_layout_t s = {0, 0, 0, 0, 0, 0, 0};
+static state_layout_t state_layout(const eq_blob_t *b, const eq_kernel_tier_t *tier, int threads, size_t act_bytes) {
+    state_layout_t s = {0, 0, 0, 0, 0, 0, 0, 0, 0};
+    uint32_t k;
     s.offsets = eq_align64(sizeof(struct edgeq_model));
     s.scratch = s.offsets + (size_t)b->n_tensors * sizeof(size_t);
     s.ticks = s.scratch + (size_t)b->n_ops * sizeof(size_t);
     s.kernels = s.ticks + (size_t)b->n_ops * sizeof(uint64_t);
-    s.pool = eq_align64(s.kernels + (size_t)b->n_ops * sizeof(const char *));
+    s.packed = s.kernels + (size_t)b->n_ops * sizeof(const char *);
+    s.pool = eq_align64(s.packed + (size_t)b->n_ops * sizeof(const void *));
     s.act = eq_align64(s.pool + eq_pool_bytes(threads));
-    s.total = s.act + act_bytes;
+    s.repacked = eq_align64(s.act + act_bytes);
+    s.total = s.repacked;
+    for (k = 0; k < b->n_ops; k++) s.total += eq_align64(eq_matmul_packed_bytes(b, &b->ops[k], tier));
     return s;
 }
 
@@ -68,7 +72,7 @@ static edgeq_status_t prepare(const void *blob, size_t size, const edgeq_options
     if ((st = eq_check_graph(b, diag)) != EDGEQ_OK) return st;
     if ((st = eq_select_tier(opt->tier, tier, diag)) != EDGEQ_OK) return st;
     if ((st = eq_plan(b, opt->max_batch, *tier, NULL, NULL, &plan, diag)) != EDGEQ_OK) return st;
-    *layout = state_layout(b, (int)opt->threads, plan.bytes);
+    *layout = state_layout(b, *tier, (int)opt->threads, plan.bytes);
     return EDGEQ_OK;
 }
 
@@ -77,7 +81,7 @@ edgeq_status_t edgeq_arena_size(const void *blob, size_t blob_size, const edgeq_
     edgeq_options_t opt;
     eq_blob_t b;
     const eq_kernel_tier_t *tier;
-    state_layout_t layout = {0, 0, 0, 0, 0, 0, 0};
+    state_layout_t layout = {0, 0, 0, 0, 0, 0, 0, 0, 0};
     edgeq_status_t st;
     if (!bytes) return eq_fail(diag, EDGEQ_E_ARG, "bytes is NULL");
     if ((st = prepare(blob, blob_size, options, &opt, &b, &tier, &layout, diag)) != EDGEQ_OK) return st;
@@ -91,11 +95,12 @@ edgeq_status_t edgeq_create(const void *blob, size_t blob_size, const edgeq_opti
     edgeq_options_t opt;
     eq_blob_t b;
     const eq_kernel_tier_t *tier;
-    state_layout_t s = {0, 0, 0, 0, 0, 0, 0};
+    state_layout_t s = {0, 0, 0, 0, 0, 0, 0, 0, 0};
     edgeq_model_t *m;
     eq_plan_t plan;
     void *allocation = NULL;
-    uint8_t *base;
+    uint8_t *base, *repacked;
+    uint32_t k;
     edgeq_status_t st;
     if (!model) return eq_fail(diag, EDGEQ_E_ARG, "model is NULL");
     *model = NULL;
@@ -119,13 +124,20 @@ edgeq_status_t edgeq_create(const void *blob, size_t blob_size, const edgeq_opti
     m->op_scratch = (size_t *)(void *)(base + s.scratch);
     m->op_ticks = (uint64_t *)(void *)(base + s.ticks);
     m->op_kernel = (const char **)(void *)(base + s.kernels);
+    m->op_packed = (const void **)(void *)(base + s.packed);
     m->pool = (eq_pool_t *)(void *)(base + s.pool);
     m->act = base + s.act;
     m->state_bytes = s.act;
-    m->act_bytes = s.total - s.act;
+    m->act_bytes = s.repacked - s.act;
     m->arena_bytes = s.total;
     m->allocation = allocation;
     eq_plan(&b, opt.max_batch, tier, m->tensor_offset, m->op_scratch, &plan, NULL);
+    for (k = 0, repacked = base + s.repacked; k < b.n_ops; k++) { /* lookup-table weights: once, at load */
+        size_t bytes = eq_matmul_packed_bytes(&b, &b.ops[k], tier);
+        if (!bytes) continue;
+        m->op_packed[k] = eq_matmul_pack(&b, &b.ops[k], tier, repacked) ? repacked : NULL;
+        repacked += eq_align64(bytes);
+    }
     if ((st = eq_pool_start(m->pool, (int)opt.threads)) != EDGEQ_OK) {
         edgeq_pal_free(allocation);
         return eq_fail(diag, st, "cannot start %u worker threads", (unsigned)opt.threads - 1);

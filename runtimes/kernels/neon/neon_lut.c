@@ -20,7 +20,7 @@
 #define LUT_PAIRS 43                                /* group pairs per 256-weight block (86 groups) */
 #define LUT_PAIR_BYTES 16                           /* packed indices of one pair for one tile */
 #define LUT_TABLE_BYTES 128                         /* low-byte table (64) + high-byte table (64) */
-#define LUT_TILES 4                                 /* tiles sharing each table load */
+#define LUT_TILES 6                                 /* tiles sharing each table load */
 
 EQ_INLINE int lut_tiles(const eq_weights_t *w) { return (w->rows + LUT_ROWS - 1) / LUT_ROWS; }
 
@@ -183,6 +183,8 @@ static void lut_matvec(const eq_weights_t *w, const eq_acts_t *a, int r0, int r1
         case 1: lut_tiles_matvec(w, (const uint8_t *)a->prep, t, 1, r0, r1, acc); break;
         case 2: lut_tiles_matvec(w, (const uint8_t *)a->prep, t, 2, r0, r1, acc); break;
         case 3: lut_tiles_matvec(w, (const uint8_t *)a->prep, t, 3, r0, r1, acc); break;
+        case 4: lut_tiles_matvec(w, (const uint8_t *)a->prep, t, 4, r0, r1, acc); break;
+        case 5: lut_tiles_matvec(w, (const uint8_t *)a->prep, t, 5, r0, r1, acc); break;
         default: lut_tiles_matvec(w, (const uint8_t *)a->prep, t, LUT_TILES, r0, r1, acc); break;
         }
     }
