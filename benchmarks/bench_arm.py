@@ -33,9 +33,13 @@ CC, CXX = "aarch64-linux-gnu-gcc", "aarch64-linux-gnu-g++"
 ARM_FLAGS = ["-O3", "-mcpu=cortex-a76"]
 SHAPES = [(2560, 6912), (6912, 2560), (4096, 4096), (256, 1024)]  # (M out, K in); the last: a small layer
 EDGEQ_TIERS = {"neon": 4, "neon_dotprod": 5}  # EDGEQ_TIER_* (edgeq.h)
-# edgeq contenders: name -> (format, T2/T158 scale granularity for the packer)
-EDGEQ = {"t2 row": ("t2", "tensor"), "t2 block": ("t2", "block"), "t158 row": ("t158", "tensor"),
-         "t158 block": ("t158", "block"), "q4 g32": ("q4", None), "i8": ("i8", None), "b1": ("b1", None)}
+# edgeq contenders: name -> (format, T2/T158 scale granularity for the packer, lookup-table kernel hint)
+EDGEQ = {"t2 row": ("t2", "tensor", False), "t2 block": ("t2", "block", False), "t158 row": ("t158", "tensor", False),
+         "t158 block": ("t158", "block", False), "q4 g32": ("q4", None, False), "i8": ("i8", None, False),
+         "b1": ("b1", None, False),
+         # the lookup-table kernel (docs/kernels-arm.md): weights repacked at load, tables built in every call
+         "t2 row lut": ("t2", "tensor", True), "t2 block lut": ("t2", "block", True),
+         "t158 row lut": ("t158", "tensor", True), "t158 block lut": ("t158", "block", True)}
 GGML = ["tq2_0", "tq1_0", "q4_0"]
 PEER = {"t2": "tq2_0", "t158": "tq1_0", "q4": "q4_0"}
 GOALS = {"tq2_0": 0.6, "q4_0": 0.9}  # issue 8: edgeq / ggml executed instructions per weight
@@ -84,32 +88,45 @@ def build_drivers(ggml_build: Path) -> dict[str, Path]:
     return bins
 
 
-def make_blob(M: int, K: int, fmt: str, per: str | None, tmp: Path) -> Path:
-    """One Linear(K, M) packed in `fmt`; T2/T158 with per-tensor (row) or per-256-block scales."""
+def make_blob(M: int, K: int, fmt: str, per: str | None, lut: bool, tmp: Path) -> Path:
+    """One Linear(K, M) packed in `fmt`; T2/T158 with per-tensor (row) or per-256-block scales; `lut`: the
+    op carries the lookup-table kernel hint (what a target's [kernels] rule writes)."""
     import edgeq.packer
     from edgeq.quant import weights as W
 
-    path = tmp / f"{M}x{K}_{fmt}_{per}.eqb"
+    path = tmp / f"{M}x{K}_{fmt}_{per}_{'lut' if lut else 'dot'}.eqb"
     if per is None:
-        return _pack(M, K, fmt, path)
+        return _pack(M, K, fmt, path, lut)
     with mock.patch.object(edgeq.packer, "quantize_weight", lambda w, f, group=None: W.ternary_absmean(w, per, f)):
-        return _pack(M, K, fmt, path)
+        return _pack(M, K, fmt, path, lut)
 
 
-def _pack(M: int, K: int, fmt: str, path: Path) -> Path:
+def _pack(M: int, K: int, fmt: str, path: Path, lut: bool = False) -> Path:
     import numpy as np
     import torch
     from torch import nn
 
     import edgeq.blob
     import edgeq.packer
+    from edgeq.blob import layout as L
     from edgeq.importers.torch_export import from_module
 
     torch.manual_seed(0)
     fg = from_module(nn.Sequential(nn.Linear(K, M)), torch.zeros(1, K))
     calib = np.random.default_rng(0).standard_normal((8, K)).astype(np.float32)
-    edgeq.blob.write_blob(edgeq.packer.pack(fg, calib, edgeq.packer.Recipe(fmt)), path)
+    g = edgeq.packer.pack(fg, calib, edgeq.packer.Recipe(fmt))
+    for op in g.ops:
+        if lut and op.op == L.OP_LINEAR:
+            op.flags |= L.OPF_LUT
+    edgeq.blob.write_blob(g, path)
     return path
+
+
+def lut_weight_bytes(M: int, K: int, per: str) -> int:
+    """Bytes the lookup-table kernel streams per call: its repacked weights (neon_lut.c: 16 bytes per 8 rows x
+    6 weights, 43 pairs per 256-block; fp32 scales per 8 rows and block with block scales)."""
+    tiles, blocks = -(-M // 8), -(-K // 256)
+    return tiles * blocks * (43 * 16 + (8 * 4 if per == "block" else 0))
 
 
 def count(cmd: list[str], calls: int) -> tuple[int, str]:
@@ -146,14 +163,15 @@ def modelled_ms(insns: float, weight_bytes: float, threads: int) -> dict:
 
 def bench_shape(M: int, K: int, bins: dict[str, Path], tmp: Path) -> list[dict]:
     rows = []
-    for name, (fmt, per) in EDGEQ.items():
-        blob = make_blob(M, K, fmt, per, tmp)
-        wbytes = blob.stat().st_size
+    for name, (fmt, per, lut) in EDGEQ.items():
+        blob = make_blob(M, K, fmt, per, lut, tmp)
+        wbytes = lut_weight_bytes(M, K, per) if lut else blob.stat().st_size
         for tier, tier_id in EDGEQ_TIERS.items():
             insns, label = per_call([str(bins["edgeq"]), str(blob), "1", "1", str(tier_id)])
             kernel = label.split(",")[-1]
-            if not kernel.startswith(tier + "/"):
-                raise RuntimeError(f"edgeq {name} {tier}: the runtime ran {label}, not the {tier} tier")
+            if not kernel.startswith(tier + "/") or lut != ("_lut_" in kernel):
+                raise RuntimeError(f"edgeq {name} {tier}: the runtime ran {label}, not the {tier} tier's "
+                                   f"{'lookup-table' if lut else 'dot'} kernel")
             rows.append({"who": "edgeq", "name": f"{tier} {name}", "fmt": fmt, "kernel": label, "insns": insns,
                          "weight_bytes": wbytes})
     for t in GGML:

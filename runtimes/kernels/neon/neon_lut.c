@@ -75,34 +75,51 @@ static const int16_t lut_sign[3][32] = {
     {-1, -1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0},
 };
 
-/* The 32 int16 entries of one group (|entry| <= 3 * 128) as 4 vectors. */
-EQ_INLINE void group_entries(const int8_t *x, int n, int16x8_t *e) {
-    const int16_t x0 = n > 0 ? x[0] : 0, x1 = n > 1 ? x[1] : 0, x2 = n > 2 ? x[2] : 0;
+/* Entries of the group whose activations are lanes k .. k + 2 of x: 4 vectors of 8 (a macro: lanes are
+ * immediates). */
+#define GROUP_ENTRIES(e, x, k)                                                                               \
+    do {                                                                                                     \
+        int j_;                                                                                              \
+        for (j_ = 0; j_ < 4; j_++) {                                                                         \
+            int16x8_t v_ = vmulq_laneq_s16(sign[0][j_], x, k);                                                \
+            v_ = vmlaq_laneq_s16(v_, sign[1][j_], x, (k) + 1);                                                \
+            e[j_] = vmlaq_laneq_s16(v_, sign[2][j_], x, (k) + 2);                                             \
+        }                                                                                                    \
+    } while (0)
+
+/* Low-byte and high-byte tables of one group's 32 entries at table + 32 s (and + 64). */
+EQ_INLINE void store_group(const int16x8_t *e, uint8_t *table) {
     int j;
-    for (j = 0; j < 4; j++) {
-        int16x8_t v = vmulq_n_s16(vld1q_s16(lut_sign[0] + 8 * j), x0);
-        v = vmlaq_n_s16(v, vld1q_s16(lut_sign[1] + 8 * j), x1);
-        e[j] = vmlaq_n_s16(v, vld1q_s16(lut_sign[2] + 8 * j), x2);
+    for (j = 0; j < 2; j++) {
+        const uint8x16_t a = vreinterpretq_u8_s16(e[2 * j]), c = vreinterpretq_u8_s16(e[2 * j + 1]);
+        vst1q_u8(table + 16 * j, vuzp1q_u8(a, c));      /* low bytes */
+        vst1q_u8(table + 64 + 16 * j, vuzp2q_u8(a, c)); /* high bytes */
     }
 }
 
 void EQ_ARM(lut_prep)(const eq_weights_t *w, const int8_t *x, size_t stride, int n, void *prep) {
     uint8_t *table = (uint8_t *)prep;
-    int b, p, s, j;
+    int16x8_t sign[3][4];
+    int b, p, k, j;
     (void)stride;
     (void)n;
+    for (k = 0; k < 3; k++)
+        for (j = 0; j < 4; j++) sign[k][j] = vld1q_s16(lut_sign[k] + 8 * j);
     for (b = 0; b < w->n_blocks; b++)
-        for (p = 0; p < LUT_PAIRS; p++, table += LUT_TABLE_BYTES)
-            for (s = 0; s < 2; s++) {
-                const int first = 6 * p + 3 * s; /* column of the group inside the block */
-                int16x8_t e[4];
-                group_entries(x + (size_t)b * 256 + (size_t)first, 256 - first, e);
-                for (j = 0; j < 2; j++) {
-                    const uint8x16_t a = vreinterpretq_u8_s16(e[2 * j]), c = vreinterpretq_u8_s16(e[2 * j + 1]);
-                    vst1q_u8(table + 32 * s + 16 * j, vuzp1q_u8(a, c));      /* low bytes */
-                    vst1q_u8(table + 64 + 32 * s + 16 * j, vuzp2q_u8(a, c)); /* high bytes */
-                }
+        for (p = 0; p < LUT_PAIRS; p++, table += LUT_TABLE_BYTES) {
+            const int8_t *xp = x + (size_t)b * 256 + (size_t)(6 * p);
+            int8_t last[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+            int16x8_t xv, e[4];
+            if (p == LUT_PAIRS - 1) { /* columns 252..255, then 2 pads: read nothing past the block */
+                memcpy(last, xp, 4);
+                xp = last;
             }
+            xv = vmovl_s8(vld1_s8(xp)); /* the pair's 6 activations (+ 2 not used) */
+            GROUP_ENTRIES(e, xv, 0);
+            store_group(e, table);
+            GROUP_ENTRIES(e, xv, 3);
+            store_group(e, table + 32);
+        }
 }
 
 /* isum of one block for the 8 rows of a tile, lanes 0..3 and 4..7. */
