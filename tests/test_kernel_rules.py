@@ -26,7 +26,7 @@ RPI5 = (BUILTIN_DIR / "rpi5.toml").read_text()
 
 def board_with_rules(tmp_path, rules: str) -> None:
     """A copy of rpi5.toml whose [kernels] table is `rules`, first on the target search path."""
-    text = re.sub(r"\n\[kernels\]\n(?:(?!\n\[).)*", "\n", RPI5, flags=re.S)
+    text = re.sub(r"\n\[kernels\]\n(?:(?!\n\[).)*", "\n", RPI5, flags=re.DOTALL)
     (tmp_path / "rpi5.toml").write_text(text + f"\n[kernels]\n{rules}\n")
 
 

@@ -271,3 +271,23 @@ def test_arm_runtime_lut_hint_bit_exact(arm_runner, tmp_path, cpu, tier):
                     np.testing.assert_allclose(got, w, rtol=0, atol=1e-6)
                 else:
                     np.testing.assert_array_equal(got, w, err_msg=f"{cpu} {fmt} kind {kind} batch {samples}")
+
+
+LUT_GUARD = 0.2  # executed instructions per weight, 1024 x 4096, lookups + table build (measured ~0.15)
+
+
+@pytest.mark.skipif(insn_plugin() is None, reason="qemu insn plugin not built (tools/build_qemu_plugin.sh)")
+def test_lut_matvec_instruction_guard(cli, tmp_path):
+    """The lookup-table kernel per call (tables + lookups; the load-time pack cancels: 1 vs 3 calls after
+    one pack), on the ARMv8.0 tier -- it needs no SDOT, so the A53-class tier gets the same count."""
+    case = Case("t158", 1, 256, 1024, 4096, 1, 0, 1024)
+    d = ternary_inputs(case, seed=7)
+    totals = []
+    for calls in (1, 3):
+        rec = record(ARM_TIERS["neon"], case, d)
+        rec = struct.pack("<i", 2) + rec[4:32] + struct.pack("<i", calls) + rec[36:]  # header[8]: calls
+        out, err = run_cli(cli, "cortex-a53", rec, tmp_path, insn_plugin())
+        assert out[:NAME_BYTES].rstrip(b"\0").decode() == "neon/t158_lut_block_matvec"
+        totals.append(int(re.findall(r"total insns: (\d+)", err)[-1]))
+    per_weight = (totals[1] - totals[0]) / 2 / (1024 * 4096)
+    assert per_weight <= LUT_GUARD, f"lookup-table kernel: {per_weight:.3f} executed instructions per weight"

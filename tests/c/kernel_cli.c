@@ -1,6 +1,6 @@
 /* Test-only program: runs kernel_shim.c's calls from a file of records, for targets whose kernels
  * cannot be loaded into the host's Python (aarch64 under qemu-user, tests/test_kernels_arm.py).
- * Record: int32 header[15] = kind (0 dot, 1 xnor, 2 lookup-table mat-vec), tier, fmt, acc_kind, block, rows, cols, row_bytes,
+ * Record: int32 header[15] = kind (0 dot, 1 xnor, 2 lookup-table mat-vec: n = calls after one pack), tier, fmt, acc_kind, block, rows, cols, row_bytes,
  * n, r0, r1, zeros_bytes, scales_bytes, x_bytes, acc_bytes; then codes, scales, zeros, x, acc (initial).
  * Output per record: the kernel name in 64 bytes (all zero when the tier lacks it), then acc. */
 #include <stdio.h>
@@ -28,7 +28,7 @@ int main(int argc, char **argv) {
             return 3;
         if (h[0] == 2)
             got = eqt_lut(h[1], h[2], h[3], h[4], h[5], h[6], (size_t)h[7], codes, scales, (const int8_t *)x, h[9],
-                          h[10], acc);
+                          h[10], acc, h[8]);
         else if (h[0] == 1)
             got = eqt_xnor(h[1], h[5], h[6], (size_t)h[7], codes, (const uint32_t *)x, h[8], h[9], h[10],
                            (int32_t *)acc);

@@ -73,10 +73,12 @@ SHIM_API const char *eqt_xnor(int tier, int rows, int cols, size_t row_bytes, co
     return t->fmt[EQ_F_B1].xnor_name;
 }
 
-/* The tier's lookup-table mat-vec (n == 1): pack the weights as the runtime does at load, build the
- * call's tables, run. NULL when the tier has no such kernel. */
+/* The tier's lookup-table mat-vec (n == 1): pack the weights as the runtime does at load, then `calls`
+ * times build the call's tables and run (instruction counts difference calls). NULL when the tier has
+ * no such kernel. */
 SHIM_API const char *eqt_lut(int tier, int fmt, int acc_kind, int block, int rows, int cols, size_t row_bytes,
-                             const uint8_t *codes, const void *scales, const int8_t *x, int r0, int r1, void *acc) {
+                             const uint8_t *codes, const void *scales, const int8_t *x, int r0, int r1, void *acc,
+                             int calls) {
     const eq_kernel_tier_t *t = tier_by_index(tier);
     const eq_lut_kernels_t *k;
     eq_weights_t w = weights(fmt, acc_kind, block, rows, cols, row_bytes, codes, scales, NULL);
@@ -96,12 +98,14 @@ SHIM_API const char *eqt_lut(int tier, int fmt, int acc_kind, int block, int row
     }
     w.packed = packed;
     prep = malloc(k->prep_bytes(&w, 1) + 1);
-    k->prep(&w, x, (size_t)w.padded_cols, 1, prep);
     a.x = x;
     a.stride = (size_t)w.padded_cols;
     a.n = 1;
     a.prep = prep;
-    k->matvec[acc_kind].fn(&w, &a, r0, r1, acc, (size_t)rows);
+    while (calls-- > 0) {
+        k->prep(&w, x, (size_t)w.padded_cols, 1, prep);
+        k->matvec[acc_kind].fn(&w, &a, r0, r1, acc, (size_t)rows);
+    }
     free(prep);
     free(packed);
     return k->matvec[acc_kind].name;
