@@ -90,3 +90,35 @@ def test_repacking_with_other_rules_changes_the_kernel_not_the_runtime(tmp_path,
     assert any(k.startswith("neon_dotprod/t2_lut_") for k in lut_layers), lut_layers
     assert not any("_lut_" in k for k in dot_layers), dot_layers
     assert lut["accuracy"]["passed"] and dot["accuracy"]["passed"]
+
+
+@pytest.mark.parametrize("flags,op_index,message", [(0x2, 0, "unknown flags 0x2"),
+                                                    (L.OPF_LUT, None, "applies to weighted ops only")])
+def test_runtime_and_reader_refuse_bad_op_flags(tmp_path, flags, op_index, message):
+    """graph_check.c (and the Python reader, for unknown bits) refuse flags they do not define; the hint on
+    the host runtime (no lookup-table kernel there) is accepted and changes nothing."""
+    import numpy as np
+    import runtime_graphs as RG
+
+    from edgeq.blob import write_blob
+    from edgeq.errors import BlobError
+    from edgeq.runtime import Session
+
+    g = RG.all_ops_graph(0, "t2", RG.F.SCALE_ROW, None, False)
+    if op_index is None:  # the hint on an op without weights
+        op_index = next(i for i, op in enumerate(g.ops) if op.op not in kernel_rules.WEIGHTED_OPS)
+    g.ops[op_index].flags = flags
+    write_blob(g, tmp_path / "bad.edgeq")
+    with pytest.raises(EdgeqError, match=message):
+        Session(tmp_path / "bad.edgeq")
+    if flags & ~L.OPF_ALL:
+        with pytest.raises(BlobError, match=message):
+            read_blob(tmp_path / "bad.edgeq")
+    g.ops[op_index].flags = 0
+    for op in g.ops:
+        if op.op in kernel_rules.WEIGHTED_OPS:
+            op.flags = L.OPF_LUT
+    write_blob(g, tmp_path / "hint.edgeq")
+    x = np.random.default_rng(0).normal(0, 1.5, (1, 7, 6, 3)).astype(np.float32)
+    kernels = RG.check_session_matches_reference(tmp_path / "hint.edgeq", g, x)
+    assert not any("_lut_" in k for k in kernels)
