@@ -34,17 +34,46 @@ def _inputs(session, path: Path) -> np.ndarray:
     return x
 
 
+def _run_text(s, texts: tuple[str, ...], as_json: bool) -> None:
+    """Sentence-encoder blobs: the texts through the tokenizer the blob carries; embeddings and their cosines."""
+    from edgeq.importers.bert import tokenize_json
+
+    meta = s.graph.metadata
+    if "tokenizer_json" not in meta:
+        raise EdgeqError(f"{s.path}: --text needs a sentence-encoder blob that carries its tokenizer "
+                         "(packed by edgeq.importers.bert)")
+    ids, mask = tokenize_json(meta["tokenizer_json"], list(texts), int(meta["seq_len"]))
+    emb = s.run([ids, mask])[0].reshape(len(texts), -1)
+    unit = emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
+    cos = unit @ unit.T
+    if as_json:
+        click.echo(json.dumps({"texts": list(texts), "embeddings": emb.tolist(), "cosine": cos.tolist()}))
+        return
+    for i, text in enumerate(texts):
+        click.echo(f"[{i}] {text!r}: {' '.join(f'{v:.4f}' for v in emb[i, :8])} ... ({emb.shape[1]} values)")
+    if len(texts) > 1:
+        click.echo("cosine similarity:")
+        for i in range(len(texts)):
+            click.echo(f"[{i}] " + " ".join(f"{c:6.3f}" for c in cos[i]))
+
+
 @click.command()
 @click.argument("blob", type=click.Path(path_type=Path))
-@click.option("--input", "input_paths", type=click.Path(path_type=Path), required=True, multiple=True,
+@click.option("--input", "input_paths", type=click.Path(path_type=Path), multiple=True,
               help=".npy batch (NCHW or NHWC), an image (PNG/JPEG/...) or a directory of images; repeatable.")
+@click.option("--text", "texts", multiple=True, help="A sentence for an encoder blob (repeatable).")
 @click.option("--json", "as_json", is_flag=True)
-def run(blob: Path, input_paths: tuple[Path, ...], as_json: bool) -> None:
-    """Run BLOB on this host's C runtime and print the outputs and top-1 class per input."""
+def run(blob: Path, input_paths: tuple[Path, ...], texts: tuple[str, ...], as_json: bool) -> None:
+    """Run BLOB on this host's C runtime: outputs and top-1 class per input, or sentence embeddings (--text)."""
     from edgeq.preprocess import image_files
     from edgeq.runtime import Session
 
-    s = Session(blob)
+    if bool(input_paths) == bool(texts):
+        raise EdgeqError("give --input FILE(s) or --text SENTENCE(s)")
+    s = Session(blob, max_batch=max(len(texts), 1))
+    if texts:
+        _run_text(s, texts, as_json)
+        return
     batches, names = [], []
     for path in input_paths:
         x = _inputs(s, path)

@@ -249,8 +249,9 @@ def _eps(op: Op) -> np.float32:
 def _norm(g: Graph, op: Op, v: dict) -> np.ndarray:
     x = v[op.inputs[0]].astype(np.float32)
     h = np.float32(x.shape[-1])
-    if op.op == L.OP_RMSNORM:
-        inv = np.float32(1) / np.sqrt((x * x).sum(axis=-1, keepdims=True) / h + _eps(op))
+    if op.op == L.OP_RMSNORM:  # as ggml: float squares summed in double, the mean rounded to float
+        ms = ((x * x).astype(np.float64).sum(axis=-1, keepdims=True) / np.float64(h)).astype(np.float32)
+        inv = np.float32(1) / np.sqrt(ms + _eps(op))
         return ((x * inv) * v[op.inputs[1]]).astype(np.float32)
     mean = x.sum(axis=-1, keepdims=True) / h
     d = x - mean

@@ -26,7 +26,7 @@ from edgeq.build.builder import run_make
 from edgeq.errors import BlobError, BuildError, EdgeqError
 
 RUNTIME_DIR = Path(__file__).resolve().parent.parent / "runtimes"
-ABI_VERSION = 4
+ABI_VERSION = 5
 MESSAGE_MAX = 192
 TIERS = {"auto": 0, "ref": 1, "avx2": 2, "avxvnni": 3, "neon": 4, "neon_dotprod": 5}
 # Element types of activation formats (edgeq_blob.h); B1 activations are bit rows in uint32 words.
@@ -37,6 +37,13 @@ class _Options(C.Structure):
     _fields_ = [("abi_version", C.c_uint32), ("threads", C.c_uint32), ("max_batch", C.c_uint32),
                 ("tier", C.c_uint32), ("require_signature", C.c_uint32), ("has_public_key", C.c_uint32),
                 ("reserved", C.c_uint32 * 2), ("public_key", C.c_uint8 * 32)]
+
+
+class Sampler(C.Structure):
+    """edgeq_sampler_t (edgeq.h)."""
+
+    _fields_ = [("temperature", C.c_float), ("top_k", C.c_uint32), ("top_p", C.c_float), ("reserved", C.c_uint32),
+                ("seed", C.c_uint64)]
 
 
 class _Diag(C.Structure):
@@ -172,6 +179,8 @@ def library(sanitize: bool = False) -> C.CDLL:
         "edgeq_last_error": ([P], C.c_char_p),
         "edgeq_num_layers": ([P], U32),
         "edgeq_layer_profile": ([P, U32, P], C.c_int),
+        "edgeq_metadata": ([P, C.POINTER(S)], C.c_void_p),
+        "edgeq_sample": ([P, U32, P, C.c_uint64, C.POINTER(C.c_int32)], C.c_int),
     }
     for name, (args, res) in sigs.items():
         fn = getattr(lib, name)
@@ -278,6 +287,22 @@ class Session:
 
             self._graph = read_blob(self.path).graph
         return self._graph
+
+    @property
+    def metadata(self) -> dict:
+        """The blob's METADATA section, read in place by the C runtime."""
+        size = C.c_size_t()
+        ptr = self._lib.edgeq_metadata(self._model, C.byref(size))
+        return json.loads(C.string_at(ptr, size.value).decode()) if ptr and size.value else {}
+
+    def sample(self, logits: np.ndarray, sampler: Sampler, position: int) -> int:
+        """edgeq_sample on one row of logits."""
+        row = np.ascontiguousarray(logits, np.float32)
+        token = C.c_int32()
+        status = self._lib.edgeq_sample(row.ctypes.data, row.size, C.byref(sampler), position, C.byref(token))
+        if status:
+            raise RuntimeFailure(f"edgeq_sample refused its arguments (status {status})")
+        return token.value
 
     @property
     def kernel_tier(self) -> str:

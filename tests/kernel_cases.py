@@ -44,7 +44,8 @@ def cases(seed: int = 0, quick: bool = False) -> Iterator[Case]:
     rng = np.random.default_rng(seed)
     batches = [1, 2, 7, 64] if quick else [1, 2, 3, 8, 13, 31, 64]
     kinds = [("t2", ACC_ROW, 256, False), ("t2", ACC_BLOCK, 256, False), ("t158", ACC_ROW, 256, False),
-             ("t158", ACC_BLOCK, 256, False), ("b1", ACC_ROW, 64, False), ("i8", ACC_ROW, 16, False)]
+             ("t158", ACC_BLOCK, 256, False), ("b1", ACC_ROW, 64, False), ("i8", ACC_ROW, 16, False),
+             ("i8", ACC_BLOCK, 32, False)]
     kinds += [("q4", ACC_BLOCK, g, z) for g in (32, 64, 128) for z in (False, True)]
     for fmt, acc, block, zeros in kinds:
         for n in batches:

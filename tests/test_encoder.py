@@ -5,6 +5,7 @@ on the host C runtime and on the emulated rpi5."""
 from __future__ import annotations
 
 import importlib.util
+import json
 import shutil
 import subprocess
 import sys
@@ -129,3 +130,22 @@ def test_minilm_q4_on_emulated_rpi5_reaches_cosine_098(minilm_q4):
     metrics = check_accuracy(path, data["outputs"])
     assert metrics["cosine_vs_fp32_mean"] >= 0.98, metrics
     assert metrics["passed"], metrics
+
+
+def test_minilm_run_text_gives_the_bundled_embeddings(minilm_q4):
+    """`edgeq run BLOB --text` tokenizes with the tokenizer the blob carries: the first two sentences give the
+    embeddings the packer computed for them, and similar sentences score higher than unrelated ones."""
+    from click.testing import CliRunner
+
+    from edgeq.cli import main
+
+    path, _ids, _mask, fp32 = minilm_q4
+    sentences = SENTENCES.read_text().splitlines()[:2]
+    r = CliRunner().invoke(main, ["run", str(path), "--text", sentences[0], "--text", sentences[1], "--json"])
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.output)
+    got = np.array(out["embeddings"], np.float32)
+    assert cosines(got, fp32[:2]).min() >= 0.97
+    assert np.allclose(np.array(out["cosine"])[0, 0], 1.0, atol=1e-5)
+    r = CliRunner().invoke(main, ["run", str(path)])
+    assert r.exit_code == 2 and "--input FILE(s) or --text" in r.output

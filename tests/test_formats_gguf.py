@@ -1,4 +1,4 @@
-"""GGUF interop: TQ2_0 -> T2, TQ1_0 -> T158, Q4_0 -> Q4 dequantize exactly as gguf-py does, back
+"""GGUF interop: TQ2_0 -> T2, TQ1_0 -> T158, Q4_0 -> Q4, Q8_0 -> I8 blocks dequantize exactly as gguf-py does, back
 and forth, including bytes edgeq never writes (T158 bytes >= 243, T2 code 3)."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from edgeq.formats import FORMATS, ids
 from edgeq.formats.gguf import from_gguf, to_gguf
 from edgeq.quant import int4_groupwise, ternary_absmean
 
-TYPES = {Q.TQ2_0: ("t2", 256, 66), Q.TQ1_0: ("t158", 256, 54), Q.Q4_0: ("q4", 32, 18)}
+TYPES = {Q.TQ2_0: ("t2", 256, 66), Q.TQ1_0: ("t158", 256, 54), Q.Q4_0: ("q4", 32, 18), Q.Q8_0: ("i8", 32, 34)}
 
 
 @pytest.mark.parametrize("qtype", list(TYPES))
@@ -41,7 +41,7 @@ def test_arbitrary_bytes_decode_like_gguf(qtype):
     rng = np.random.default_rng(7)
     rows, nb = 5, 4
     raw = rng.integers(0, 256, (rows, nb, size), dtype=np.uint8)
-    d_at = 0 if qtype == Q.Q4_0 else size - 2
+    d_at = 0 if qtype in (Q.Q4_0, Q.Q8_0) else size - 2
     raw[:, :, d_at : d_at + 2] = rng.uniform(-2, 2, (rows, nb, 1)).astype(np.float16).view(np.uint8)
     if qtype == Q.TQ1_0:
         raw[0, 0, :52] = np.arange(204, 256)  # bytes >= 243 included
@@ -78,7 +78,7 @@ def test_conversion_errors():
     with pytest.raises(EdgeqError, match="needs 132 bytes, got 131"):
         from_gguf(Q.TQ2_0, raw.reshape(-1)[:-1], (1, 512))
     with pytest.raises(EdgeqError, match="no lossless edgeq format"):
-        from_gguf(Q.Q8_0, raw, (2, 256))
+        from_gguf(Q.Q6_K, raw, (2, 256))
     with pytest.raises(EdgeqError, match="no lossless edgeq format"):
         from_gguf("Q5_K", raw, (2, 256))
     w = np.ones((2, 256), np.float32)

@@ -43,6 +43,7 @@ TENSOR_OUTPUT = 0x4
 TENSOR_TEST_INPUT = 0x8
 TENSOR_TEST_OUTPUT = 0x10
 TENSOR_TEST_LABEL = 0x20
+TENSOR_STATE = 0x40
 OPF_LUT = 0x1  # op kernel hint: lookup-table mat-vec (T2/T158 weights), from the target's [kernels] rules
 OPF_ALL = 0x1
 
@@ -66,6 +67,9 @@ OP_RELU2 = 17
 OP_ATTENTION = 18
 OP_MEANPOOL = 19
 OP_LINEAR_DYN = 20
+OP_ROPE = 21
+OP_ATTENTION_KV = 22
+OP_SWIGLU = 23
 OP_NAMES = {
     OP_LINEAR: "linear",
     OP_CONV2D: "conv2d",
@@ -87,6 +91,9 @@ OP_NAMES = {
     OP_ATTENTION: "attention",
     OP_MEANPOOL: "meanpool",
     OP_LINEAR_DYN: "linear_dyn",
+    OP_ROPE: "rope",
+    OP_ATTENTION_KV: "attention_kv",
+    OP_SWIGLU: "swiglu",
 }
 
 ATTR_ACT_MIN = 0
@@ -109,6 +116,13 @@ ATTR_ADD_SHIFT_OUT = 8
 ATTR_EPS = 0
 ATTR_HEADS = 0
 ATTR_L2NORM = 0
+ATTR_ACT_QUANT = 0
+ATTR_KV_HEADS = 1
+ATTR_F16_ROUND = 2
+
+ACT_ABSMAX_ROW = 0
+ACT_GGML_Q8_K = 1
+ACT_GGML_Q8_0 = 2
 
 
 class edgeq_header_t(C.LittleEndianStructure):

@@ -54,6 +54,10 @@ class WeightFormat:
         if lo < self.lo or hi > self.hi:
             raise ValueError(f"{self.name}: values must lie in [{self.lo}, {self.hi}], got [{lo}, {hi}]")
 
+    def block_problem(self, block: int, scale_kind: int) -> str | None:
+        """Why this block / scale kind pair is not allowed (beyond `blocks` and `scale_kinds`), or None."""
+        return None
+
     def unpack_codes(self, codes: np.ndarray, block: int | None = None) -> np.ndarray:
         """Code bytes [rows, row_bytes] -> symbols [rows, padded_cols] (the stored code of each weight)."""
         return self.decode(np.ascontiguousarray(codes, np.uint8), self.block if block is None else block)

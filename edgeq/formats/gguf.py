@@ -1,4 +1,5 @@
-"""Lossless conversion between GGUF TQ2_0 / TQ1_0 / Q4_0 tensors and edgeq T2 / T158 / Q4.
+"""Lossless conversion between GGUF TQ2_0 / TQ1_0 / Q4_0 / Q8_0 tensors and edgeq T2 / T158 / Q4 / I8
+(block-scaled, 32).
 
 Values are identical and the fp16 scales are copied bit for bit; only the container differs:
 GGUF interleaves scales with the codes of each block, edgeq keeps them in separate regions, and
@@ -11,16 +12,17 @@ from __future__ import annotations
 import numpy as np
 
 from edgeq.errors import EdgeqError
-from edgeq.formats import ids, q4, t2, t158
+from edgeq.formats import i8, ids, q4, t2, t158
 from edgeq.formats.packed import PackedTensor
 
-Q4_0, TQ1_0, TQ2_0 = 2, 34, 35
-_NAMES = {"Q4_0": Q4_0, "TQ1_0": TQ1_0, "TQ2_0": TQ2_0}
+Q4_0, Q8_0, TQ1_0, TQ2_0 = 2, 8, 34, 35
+_NAMES = {"Q4_0": Q4_0, "Q8_0": Q8_0, "TQ1_0": TQ1_0, "TQ2_0": TQ2_0}
 # GGML type -> (edgeq format, weights per block, bytes per block, byte range of the fp16 scale)
 _TYPES = {
     TQ2_0: (t2.FORMAT, 256, 66, 64),
     TQ1_0: (t158.FORMAT, 256, 54, 52),
     Q4_0: (q4.FORMAT, 32, 18, 0),
+    Q8_0: (i8.FORMAT, 32, 34, 0),
 }
 
 
@@ -66,7 +68,8 @@ def from_gguf(qtype, data, shape: tuple[int, ...]) -> PackedTensor:
         u = np.concatenate([qs & np.uint8(15), qs >> 4], axis=-1)  # elements j and j+16 -> 0..31
         codes = fmt.encode(u.reshape(rows, -1), block)
     else:
-        codes = np.ascontiguousarray(blocks[:, :, : fmt.code_bytes(block)]).reshape(rows, -1)
+        code_at = 2 if d_at == 0 else 0
+        codes = np.ascontiguousarray(blocks[:, :, code_at : code_at + fmt.code_bytes(block)]).reshape(rows, -1)
     return PackedTensor(fmt.id, fmt.name, rows, cols, block, ids.SCALE_BLOCK, codes, scales)
 
 
@@ -74,7 +77,7 @@ def to_gguf(p: PackedTensor) -> tuple[int, np.ndarray]:
     """T2 / T158 / Q4 (group 32, symmetric), block-scaled, whole blocks -> (GGML type, uint8 [rows, bytes])."""
     qt = next((t for t, (f, block, _, _) in _TYPES.items() if f.id == p.format and block == p.block), None)
     if qt is None:
-        raise EdgeqError(f"{p.name} with block {p.block} has no GGUF equivalent (T2, T158, Q4 group 32)")
+        raise EdgeqError(f"{p.name} with block {p.block} has no GGUF equivalent (T2, T158, Q4 group 32, I8 block 32)")
     if p.scale_kind != ids.SCALE_BLOCK or p.zeros is not None:
         raise EdgeqError(f"{p.name}: only block-scaled, symmetric tensors convert to {_type_name(qt)}")
     if p.cols % p.block:
@@ -85,6 +88,8 @@ def to_gguf(p: PackedTensor) -> tuple[int, np.ndarray]:
         u = p.fmt.decode(np.ascontiguousarray(p.codes), p.block).reshape(p.rows, p.n_blocks, 32)
         qs = u[:, :, :16] | (u[:, :, 16:] << 4)
         parts = [d, qs]
+    elif qt == Q8_0:
+        parts = [d, codes]
     else:
         parts = [codes, d]
     return qt, np.concatenate(parts, axis=-1).reshape(p.rows, -1)

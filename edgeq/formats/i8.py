@@ -1,4 +1,5 @@
-"""I8: plain int8 weights, one fp32 scale per row, row stride padded to 16 bytes."""
+"""I8: plain int8 weights; one fp32 scale per row (rows padded to 16 bytes), or an fp16 scale per
+32 weights (block-scaled: exactly GGUF Q8_0, so llama models keep their stored values)."""
 
 import numpy as np
 
@@ -10,12 +11,18 @@ class I8(WeightFormat):
     id = ids.FMT_I8
     name = "i8"
     block = ids.I8_BLOCK
-    blocks = (ids.I8_BLOCK,)
-    scale_kinds = (ids.SCALE_ROW,)
+    blocks = (ids.I8_BLOCK, ids.I8_SCALE_BLOCK)
+    scale_kinds = (ids.SCALE_ROW, ids.SCALE_BLOCK)
     lo, hi = -128, 127
 
     def code_bytes(self, block: int) -> int:
-        return ids.I8_BLOCK
+        return block
+
+    def block_problem(self, block: int, scale_kind: int) -> str | None:
+        if (block == ids.I8_SCALE_BLOCK) != (scale_kind == ids.SCALE_BLOCK):
+            return (f"i8: row scales go with block {ids.I8_BLOCK}, block scales with block "
+                    f"{ids.I8_SCALE_BLOCK} (got block {block})")
+        return None
 
     def encode(self, symbols: np.ndarray, block: int) -> np.ndarray:
         return symbols

@@ -69,6 +69,8 @@ def layout_problem(fmt: WeightFormat, rows: int, cols: int, block: int, scale_ki
     if scale_kind not in fmt.scale_kinds:
         allowed = ", ".join(SCALE_NAMES[k] for k in fmt.scale_kinds)
         return f"{fmt.name}: scale kind {SCALE_NAMES.get(scale_kind, scale_kind)} not supported (expected {allowed})"
+    if fmt.block_problem(block, scale_kind):
+        return fmt.block_problem(block, scale_kind)
     if has_zeros and not (fmt.zero_points and scale_kind == ids.SCALE_BLOCK):
         return f"{fmt.name}: zero points are only defined for Q4 with block scales"
     return None

@@ -186,6 +186,8 @@ def build_graph(m: BertModel, fmt: str, seq_len: int, group: int = 32, embed_for
     g.metadata = {"model": m.source, "architecture": "bert-encoder", "seq_len": T, "hidden": H,
                   "recipe": {"format": fmt, "group": group, "embeddings": embed_format,
                              "activations": "int8 absmax per token (dynamic), fp32 norms/softmax/GELU"}}
+    if m.tokenizer_json:  # `edgeq run BLOB --text ...` tokenizes with the model's own tokenizer
+        g.metadata["tokenizer_json"] = m.tokenizer_json
     return g
 
 
@@ -226,11 +228,15 @@ def forward_fp32(m: BertModel, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
 
 def tokenize(m: BertModel, sentences: list[str], seq_len: int) -> tuple[np.ndarray, np.ndarray]:
     """ids and attention mask I32 [N, seq_len] with the model's own tokenizer (truncated, padded)."""
-    from tokenizers import Tokenizer
-
     if not m.tokenizer_json:
         raise EdgeqError(f"{m.source}: no tokenizer.json beside the weights")
-    tok = Tokenizer.from_str(m.tokenizer_json)
+    return tokenize_json(m.tokenizer_json, sentences, seq_len)
+
+
+def tokenize_json(tokenizer_json: str, sentences: list[str], seq_len: int) -> tuple[np.ndarray, np.ndarray]:
+    from tokenizers import Tokenizer
+
+    tok = Tokenizer.from_str(tokenizer_json)
     tok.enable_truncation(seq_len)
     tok.enable_padding(length=seq_len)
     enc = tok.encode_batch(sentences)

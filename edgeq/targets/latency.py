@@ -23,7 +23,7 @@ from edgeq.targets import mcu, neon
 from edgeq.targets.registry import LINUX_FAMILIES, Target
 
 SOURCE = "modelled"
-WEIGHT_OPS = (L.OP_LINEAR, L.OP_CONV2D, L.OP_DWCONV2D)
+WEIGHT_OPS = (L.OP_LINEAR, L.OP_CONV2D, L.OP_DWCONV2D, L.OP_LINEAR_DYN)
 
 
 @dataclass(frozen=True)

@@ -101,5 +101,7 @@ extern const eq_lut_kernels_t eq_neon_lut[EQ_N_FORMATS], eq_neon_dotprod_lut[EQ_
 
 /* Exact IEEE half -> single conversion (the ref tier's; SIMD tiers use F16C). */
 float eq_f16_to_f32(uint16_t h);
+/* Single -> half, round to nearest even (the KV cache and GGML activation scales of docs/llm.md). */
+uint16_t eq_f32_to_f16(float f);
 
 #endif /* EDGEQ_KERNELS_H */

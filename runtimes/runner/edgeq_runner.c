@@ -18,10 +18,14 @@
 
 #define MAX_FILES 8
 #define MAX_TEST_BATCH 64
+#define MAX_PROMPT 65536
 
 typedef struct {
     const char *blob, *inputs[MAX_FILES], *out_dir, *pubkey;
     int n_inputs, warmup, runs, threads, tier, batch, tests, require_signature;
+    const char *prompt_ids;  /* --generate: comma-separated prompt token ids */
+    int gen_tokens, chunk;
+    edgeq_sampler_t sampler;
 } args_t;
 
 static void usage(void) {
@@ -29,6 +33,8 @@ static void usage(void) {
             "usage: edgeq_runner BLOB [--warmup W] [--runs N] [--threads T] [--tier auto|ref|avx2|avxvnni|neon|neon_dotprod]\n"
             "                        [--batch B] [--input FILE]... [--outputs DIR] [--no-tests]\n"
             "                        [--pubkey FILE] [--require-signature]\n"
+            "       edgeq_runner BLOB --generate ID,ID,... [--tokens N] [--chunk C] [--temperature F] [--top-k K]\n"
+            "                        [--top-p F] [--seed S] [--threads T] [--tier ...]   (decoder blobs, docs/llm.md)\n"
             "  --pubkey FILE: Ed25519 public key, 64 hex digits (edgeq keygen's .pub); a signed blob must verify\n"
             "  --require-signature: refuse an unsigned blob (needs --pubkey)\n");
 }
@@ -62,6 +68,9 @@ static int parse(int argc, char **argv, args_t *a) {
     a->batch = 1;
     a->tests = 1;
     a->tier = EDGEQ_TIER_AUTO;
+    a->gen_tokens = 32;
+    a->chunk = 32;
+    a->sampler.top_p = 1.0f;
     for (i = 1; i < argc; i++) {
         const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (o[0] != '-') {
@@ -82,6 +91,13 @@ static int parse(int argc, char **argv, args_t *a) {
             else if (!strcmp(o, "--outputs")) a->out_dir = v;
             else if (!strcmp(o, "--pubkey")) a->pubkey = v;
             else if (!strcmp(o, "--input") && a->n_inputs < MAX_FILES) a->inputs[a->n_inputs++] = v;
+            else if (!strcmp(o, "--generate")) a->prompt_ids = v;
+            else if (!strcmp(o, "--tokens")) a->gen_tokens = atoi(v);
+            else if (!strcmp(o, "--chunk")) a->chunk = atoi(v);
+            else if (!strcmp(o, "--temperature")) a->sampler.temperature = (float)atof(v);
+            else if (!strcmp(o, "--top-k")) a->sampler.top_k = (uint32_t)strtoul(v, NULL, 10);
+            else if (!strcmp(o, "--top-p")) a->sampler.top_p = (float)atof(v);
+            else if (!strcmp(o, "--seed")) a->sampler.seed = strtoull(v, NULL, 10);
             else if (!strcmp(o, "--tier"))
                 a->tier = !strcmp(v, "ref") ? EDGEQ_TIER_REF : !strcmp(v, "avx2") ? EDGEQ_TIER_AVX2
                         : !strcmp(v, "avxvnni") ? EDGEQ_TIER_AVXVNNI : !strcmp(v, "neon") ? EDGEQ_TIER_NEON
@@ -89,7 +105,8 @@ static int parse(int argc, char **argv, args_t *a) {
             else return 0;
         }
     }
-    return a->blob && a->runs >= 0 && a->warmup >= 0 && a->threads >= 1 && a->batch >= 1;
+    return a->blob && a->runs >= 0 && a->warmup >= 0 && a->threads >= 1 && a->batch >= 1 && a->gen_tokens >= 0 &&
+           a->chunk >= 1;
 }
 
 /* Reads a whole file; malloc'd (the runner, not the runtime, may allocate). */
@@ -237,6 +254,64 @@ static int run_files(edgeq_model_t *m, const args_t *a, uint32_t *batch) {
     return 0;
 }
 
+static uint64_t now_ns(void) { return edgeq_pal_ticks() * 1000000000ull / edgeq_pal_ticks_per_second(); }
+
+/* Decoder blobs: the prompt in runs of up to `chunk` tokens, then one run per generated token, each
+ * token sampled by edgeq_sample at its position. Prints "generate": tokens and the step times. */
+static int generate(edgeq_model_t *m, const args_t *a) {
+    static int32_t prompt[MAX_PROMPT];
+    edgeq_tensor_info_t ids, pos, logits;
+    const char *p = a->prompt_ids;
+    uint32_t n = 0, done, vocab;
+    uint64_t t0, prompt_ns;
+    int i;
+    int32_t next = 0;
+    while (*p && n < MAX_PROMPT) {
+        char *end;
+        long v = strtol(p, &end, 10);
+        if (end == p || v < 0 || v > 0x7FFFFFFF) return fail(EDGEQ_E_ARG, "bad --generate token id list", a->prompt_ids);
+        prompt[n++] = (int32_t)v;
+        p = *end == ',' ? end + 1 : end;
+        if (*end && *end != ',') return fail(EDGEQ_E_ARG, "bad --generate token id list", a->prompt_ids);
+    }
+    if (edgeq_num_inputs(m) != 2 || edgeq_num_outputs(m) != 1)
+        return fail(EDGEQ_E_ARG, "not a decoder blob (inputs tokens, positions; output logits)", NULL);
+    edgeq_input(m, 0, &ids);
+    edgeq_input(m, 1, &pos);
+    edgeq_output(m, 0, &logits);
+    vocab = (uint32_t)(logits.sample_bytes / sizeof(float));
+    if (n == 0) return fail(EDGEQ_E_ARG, "the prompt is empty", NULL);
+    t0 = now_ns();
+    for (done = 0; done < n;) {
+        uint32_t c = n - done < (uint32_t)a->chunk ? n - done : (uint32_t)a->chunk, j;
+        for (j = 0; j < c; j++) {
+            ((int32_t *)ids.data)[j] = prompt[done + j];
+            ((int32_t *)pos.data)[j] = (int32_t)(done + j);
+        }
+        if (edgeq_run(m, c) != EDGEQ_OK) return fail(EDGEQ_E_ARG, "prompt run failed", edgeq_last_error(m));
+        done += c;
+        if (done == n && edgeq_sample((const float *)logits.data + (size_t)(c - 1) * vocab, vocab, &a->sampler, n, &next) !=
+                             EDGEQ_OK)
+            return fail(EDGEQ_E_ARG, "bad sampler settings (top-p in (0, 1])", NULL);
+    }
+    prompt_ns = now_ns() - t0;
+    printf(" \"generate\": {\"prompt_tokens\": %u, \"prompt_ns\": %llu, \"tokens\": [", n, (unsigned long long)prompt_ns);
+    for (i = 0; i < a->gen_tokens; i++) {
+        printf("%s%d", i ? ", " : "", (int)next);
+        if (i + 1 == a->gen_tokens) break;
+        ((int32_t *)ids.data)[0] = next;
+        ((int32_t *)pos.data)[0] = (int32_t)(n + (uint32_t)i);
+        if (edgeq_run(m, 1) != EDGEQ_OK) {
+            printf("]},\n");
+            return fail(EDGEQ_E_ARG, "decode run failed", edgeq_last_error(m));
+        }
+        edgeq_sample((const float *)logits.data, vocab, &a->sampler, n + (uint32_t)i + 1, &next);
+    }
+    printf("], \"decode_ns\": %llu, \"decode_steps\": %d},\n", (unsigned long long)(now_ns() - t0 - prompt_ns),
+           a->gen_tokens > 0 ? a->gen_tokens - 1 : 0);
+    return 0;
+}
+
 static int cmp_u64(const void *x, const void *y) {
     uint64_t a = *(const uint64_t *)x, b = *(const uint64_t *)y;
     return a < b ? -1 : a > b;
@@ -270,7 +345,7 @@ int main(int argc, char **argv) {
     opt.require_signature = (uint32_t)a.require_signature;
     opt.threads = (uint32_t)a.threads;
     opt.tier = (uint32_t)a.tier;
-    max_batch = (uint32_t)a.batch > MAX_TEST_BATCH ? (uint32_t)a.batch : MAX_TEST_BATCH;
+    max_batch = a.prompt_ids ? (uint32_t)a.chunk : (uint32_t)a.batch > MAX_TEST_BATCH ? (uint32_t)a.batch : MAX_TEST_BATCH;
     opt.max_batch = max_batch;
     t0 = edgeq_pal_ticks();
     if (edgeq_create(blob, (size_t)st.st_size, &opt, NULL, 0, &m, &diag) != EDGEQ_OK) {
@@ -283,6 +358,19 @@ int main(int argc, char **argv) {
     printf(" \"arena_bytes\": %lu, \"work_bytes\": %lu, \"state_bytes\": %lu, \"blob_bytes\": %ld, \"load_ns\": %llu,\n",
            (unsigned long)mem.activation_bytes, (unsigned long)mem.arena_bytes, (unsigned long)mem.state_bytes,
            (long)st.st_size, (unsigned long long)load_ns);
+    if (a.prompt_ids) {
+        edgeq_layer_profile_t p;
+        if ((i = generate(m, &a)) != 0) return i;
+        printf(" \"layers\": [");
+        for (k = 0; k < edgeq_num_layers(m); k++) { /* the last decode step's kernels */
+            edgeq_layer_profile(m, k, &p);
+            printf("%s\n  {\"index\": %u, \"op\": \"%s\", \"kernel\": \"%s\", \"ns\": %llu}", k ? "," : "", k,
+                   p.op_name, p.kernel, (unsigned long long)p.ns);
+        }
+        printf("]}\n");
+        edgeq_destroy(m);
+        return 0;
+    }
     samples = a.tests ? run_tests(m, max_batch) : 0;
     if (samples < 0) return fail(EDGEQ_E_ARG, "run failed", edgeq_last_error(m));
     printf(" \"tests\": %d,\n", samples);

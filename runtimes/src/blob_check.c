@@ -151,7 +151,7 @@ static int block_allowed(int format, int block) {
     case EDGEQ_FMT_T158: return block == EDGEQ_T158_BLOCK;
     case EDGEQ_FMT_B1: return block == EDGEQ_B1_BLOCK;
     case EDGEQ_FMT_Q4: return block == 32 || block == 64 || block == 128;
-    default: return block == EDGEQ_I8_BLOCK;
+    default: return block == EDGEQ_I8_BLOCK || block == EDGEQ_I8_SCALE_BLOCK;
     }
 }
 
@@ -160,7 +160,8 @@ static int weight_scale_allowed(int format, int kind) {
     switch (format) {
     case EDGEQ_FMT_T2: case EDGEQ_FMT_T158: return kind == EDGEQ_SCALE_ROW || kind == EDGEQ_SCALE_BLOCK;
     case EDGEQ_FMT_Q4: return kind == EDGEQ_SCALE_BLOCK;
-    case EDGEQ_FMT_B1: case EDGEQ_FMT_I8: return kind == EDGEQ_SCALE_ROW;
+    case EDGEQ_FMT_B1: return kind == EDGEQ_SCALE_ROW;
+    case EDGEQ_FMT_I8: return kind == EDGEQ_SCALE_ROW || kind == EDGEQ_SCALE_BLOCK;
     default: return 0;
     }
 }
@@ -171,7 +172,7 @@ static size_t code_bytes(int format, int block) {
     case EDGEQ_FMT_T158: return EDGEQ_T158_CODE_BYTES;
     case EDGEQ_FMT_B1: return EDGEQ_B1_CODE_BYTES;
     case EDGEQ_FMT_Q4: return (size_t)block / 2;
-    default: return EDGEQ_I8_BLOCK;
+    default: return (size_t)block; /* I8: one byte a weight */
     }
 }
 
@@ -215,7 +216,8 @@ static edgeq_status_t check_weight(const uint8_t *p, const edgeq_tensor_t *t, ui
     if (t->ndim != 2)
         return eq_fail(diag, EDGEQ_E_SHAPE, "tensor %u (%s): weight formats are 2-D [rows, cols], got ndim %u", i, name,
                        (unsigned)t->ndim);
-    if (!block_allowed(t->format, t->block))
+    if (!block_allowed(t->format, t->block) ||
+        (t->format == EDGEQ_FMT_I8 && (t->block == EDGEQ_I8_SCALE_BLOCK) != (t->scale_kind == EDGEQ_SCALE_BLOCK)))
         return eq_fail(diag, EDGEQ_E_BLOCK, "tensor %u (%s): block %u not allowed for format %u", i, name,
                        (unsigned)t->block, (unsigned)t->format);
     rows = (uint64_t)t->shape[0];
@@ -282,6 +284,8 @@ static edgeq_status_t check_tensor(const uint8_t *p, const eq_blob_t *b, const e
         (t->format != EDGEQ_FMT_B1 || (t->flags & EDGEQ_TENSOR_CONST)))
         return eq_fail(diag, EDGEQ_E_SCALE_KIND, "tensor %u (%s): packed format %u needs a scale kind", i, name,
                        (unsigned)t->format);
+    if ((t->flags & EDGEQ_TENSOR_STATE) && (t->flags & EDGEQ_TENSOR_CONST))
+        return eq_fail(diag, EDGEQ_E_PAYLOAD_SIZE, "tensor %u (%s): a state tensor cannot be a constant", i, name);
     if (!(t->flags & EDGEQ_TENSOR_CONST)) {
         if (t->data_size)
             return eq_fail(diag, EDGEQ_E_PAYLOAD_SIZE, "tensor %u (%s): activation tensor has a payload", i, name);

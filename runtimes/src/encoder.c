@@ -19,12 +19,14 @@ static float attr_float(int32_t bits) {
 
 static size_t last_dim(const edgeq_tensor_t *t) { return (size_t)t->shape[t->ndim - 1]; }
 
-/* y[n,t,:] = (word[id] + type[0]) + pos[t]; ids outside the vocabulary fail the run. */
+/* y[n,t,:] = (word[id] + type[0]) + pos[t], the position and type tables optional (a decoder has
+ * neither); ids outside the vocabulary fail the run. I8 tables: q * row scale, or q * fp16 block scale. */
 static edgeq_status_t op_embed(edgeq_model_t *m, const edgeq_op_t *op) {
     const edgeq_tensor_t *x = &m->blob.tensors[op->inputs[0]], *w = &m->blob.tensors[op->inputs[1]];
     const int32_t *ids = (const int32_t *)eq_tensor_data(m, op->inputs[0]);
-    const float *pos = (const float *)eq_tensor_data(m, op->inputs[2]);
-    const float *type = (const float *)eq_tensor_data(m, op->inputs[3]);
+    const int has_pos = op->n_inputs > 2 && op->inputs[2] >= 0, has_type = op->n_inputs > 3 && op->inputs[3] >= 0;
+    const float *pos = has_pos ? (const float *)eq_tensor_data(m, op->inputs[2]) : NULL;
+    const float *type = has_type ? (const float *)eq_tensor_data(m, op->inputs[3]) : NULL;
     float *y = (float *)eq_tensor_data(m, op->outputs[0]);
     const size_t T = (size_t)x->shape[1], H = (size_t)w->shape[1], V = (size_t)w->shape[0];
     eq_weights_t wq;
@@ -33,18 +35,25 @@ static edgeq_status_t op_embed(edgeq_model_t *m, const edgeq_op_t *op) {
     for (i = 0; i < (size_t)m->batch * T; i++) {
         const int32_t id = ids[i];
         float *row = y + i * H;
-        const float *p = pos + (i % T) * H;
         if (id < 0 || (size_t)id >= V)
             return eq_fail(&m->error, EDGEQ_E_ARG, "embed: token id %d at position %u outside the vocabulary (0..%u)",
                            (int)id, (unsigned)(i % T), (unsigned)(V - 1));
         if (w->format == EDGEQ_FMT_I8) {
             const int8_t *q = (const int8_t *)(wq.codes + (size_t)id * wq.row_bytes);
-            const float s = ((const float *)wq.scales)[id];
-            for (h = 0; h < H; h++) row[h] = ((float)q[h] * s + type[h]) + p[h];
+            if (wq.acc_kind == EQ_ACC_ROW) {
+                const float s = ((const float *)wq.scales)[id];
+                for (h = 0; h < H; h++) row[h] = (float)q[h] * s;
+            } else {
+                const uint16_t *d = (const uint16_t *)wq.scales + (size_t)id * (size_t)wq.n_blocks;
+                for (h = 0; h < H; h++) row[h] = (float)q[h] * eq_f16_to_f32(d[h / (size_t)wq.block]);
+            }
         } else {
-            const float *e = (const float *)eq_tensor_data(m, op->inputs[1]) + (size_t)id * H;
-            for (h = 0; h < H; h++) row[h] = (e[h] + type[h]) + p[h];
+            memcpy(row, (const float *)eq_tensor_data(m, op->inputs[1]) + (size_t)id * H, H * sizeof(float));
         }
+        if (type)
+            for (h = 0; h < H; h++) row[h] = row[h] + type[h];
+        if (pos)
+            for (h = 0; h < H; h++) row[h] = row[h] + pos[(i % T) * H + h];
     }
     return EDGEQ_OK;
 }
@@ -66,11 +75,18 @@ static void op_norm(edgeq_model_t *m, const edgeq_op_t *op, int rms) {
             for (h = 0; h < H; h++) mean += v[h];
             mean = mean / (float)H;
         }
-        for (h = 0; h < H; h++) {
-            float d = v[h] - mean;
-            var += d * d;
+        if (rms) { /* as ggml: float squares summed in double, the mean rounded to float */
+            double sum = 0.0;
+            for (h = 0; h < H; h++) sum += (double)(v[h] * v[h]);
+            var = (float)(sum / (double)H);
+        } else {
+            for (h = 0; h < H; h++) {
+                float d = v[h] - mean;
+                var += d * d;
+            }
+            var = var / (float)H;
         }
-        inv = 1.0f / sqrtf(var / (float)H + eps);
+        inv = 1.0f / sqrtf(var + eps);
         for (h = 0; h < H; h++) o[h] = rms ? (v[h] * inv) * gamma[h] : ((v[h] - mean) * inv) * gamma[h] + beta[h];
     }
 }

@@ -11,13 +11,15 @@
 
 static const char *OP_NAMES[] = {"?", "linear", "conv2d", "dwconv2d", "maxpool2d", "avgpool2d", "relu",
                                  "add", "reshape", "softmax", "quantize", "dequantize", "binarize", "embed",
-                                 "layernorm", "rmsnorm", "gelu", "relu2", "attention", "meanpool", "linear_dyn"};
+                                 "layernorm", "rmsnorm", "gelu", "relu2", "attention", "meanpool", "linear_dyn", "rope",
+                                 "attention_kv", "swiglu"};
 
-const char *eq_op_name(int op) { return op >= 1 && op <= EDGEQ_OP_LINEAR_DYN ? OP_NAMES[op] : "?"; }
+const char *eq_op_name(int op) { return op >= 1 && op <= EDGEQ_OP_SWIGLU ? OP_NAMES[op] : "?"; }
 
 /* How many leading inputs are activations (the rest are constants). */
 static int activation_inputs(int op) {
-    return op == EDGEQ_OP_ADD || op == EDGEQ_OP_MEANPOOL ? 2 : op == EDGEQ_OP_ATTENTION ? 4 : 1;
+    if (op == EDGEQ_OP_ATTENTION || op == EDGEQ_OP_ATTENTION_KV) return 4;
+    return op == EDGEQ_OP_ADD || op == EDGEQ_OP_MEANPOOL || op == EDGEQ_OP_ROPE || op == EDGEQ_OP_SWIGLU ? 2 : 1;
 }
 
 typedef struct {
@@ -28,6 +30,7 @@ typedef struct {
 } op_ctx_t;
 
 static int is_const(const eq_blob_t *b, int32_t t) { return (b->tensors[t].flags & EDGEQ_TENSOR_CONST) != 0; }
+static int is_state(const eq_blob_t *b, int32_t t) { return (b->tensors[t].flags & EDGEQ_TENSOR_STATE) != 0; }
 
 static int is_graph_input(const eq_blob_t *b, int32_t t) {
     uint32_t i;
@@ -195,6 +198,20 @@ static edgeq_status_t check_linear_dyn(const op_ctx_t *c) {
         if (x->shape[d] != y->shape[d]) return bad_shape(c, "input and output token counts differ");
     if (x->shape[x->ndim - 1] != w->shape[1]) return bad_shape(c, "input features differ from the weight's columns");
     if (y->shape[y->ndim - 1] != w->shape[0]) return bad_shape(c, "output features differ from the weight's rows");
+    switch (c->op->attrs[EDGEQ_ATTR_ACT_QUANT]) {
+    case EDGEQ_ACT_ABSMAX_ROW: break;
+    case EDGEQ_ACT_GGML_Q8_K:
+    case EDGEQ_ACT_GGML_Q8_0: {
+        const int block = c->op->attrs[EDGEQ_ATTR_ACT_QUANT] == EDGEQ_ACT_GGML_Q8_K ? 256 : 32;
+        if (w->scale_kind != EDGEQ_SCALE_BLOCK || w->block != block || w->shape[1] % block)
+            return eq_fail(c->diag, EDGEQ_E_ATTR, "op %u (linear_dyn): GGML activation blocks of %d need a weight with "
+                           "block scales of %d and whole blocks per row", c->k, block, block);
+        break;
+    }
+    default:
+        return eq_fail(c->diag, EDGEQ_E_ATTR, "op %u (linear_dyn): activation quantization %d unknown (0..2)", c->k,
+                       (int)c->op->attrs[EDGEQ_ATTR_ACT_QUANT]);
+    }
     return need_const(c, 2, EDGEQ_FMT_F32, w->shape[0]);
 }
 
@@ -207,28 +224,32 @@ static edgeq_status_t check_encoder(const op_ctx_t *c) {
     const int32_t H = x->shape[x->ndim - 1];
     edgeq_status_t st;
     int i;
-    if (op->n_inputs != expected)
+    const int optional = op->op == EDGEQ_OP_EMBED ? 2 : expected; /* EMBED: position and type tables optional */
+    if (op->n_inputs < optional || op->n_inputs > expected)
         return eq_fail(c->diag, EDGEQ_E_OPERANDS, "op %u (%s): takes %d input(s), has %u", c->k, eq_op_name(op->op),
                        expected, (unsigned)op->n_inputs);
-    for (i = 0; i < expected; i++)
+    for (i = 0; i < optional; i++)
         if (op->inputs[i] < 0) return eq_fail(c->diag, EDGEQ_E_OPERANDS, "op %u (%s): input %d missing", c->k,
                                               eq_op_name(op->op), i);
     switch (op->op) {
     case EDGEQ_OP_EMBED: {
-        const edgeq_tensor_t *w = in(c, 1), *pos, *type;
+        const edgeq_tensor_t *w = in(c, 1);
         if (x->format != EDGEQ_FMT_I32 || x->ndim != 2) return bad_format(c, "token ids", x, "I32 [N, T]");
         if (!is_const(c->b, op->inputs[1]) || w->ndim != 2 ||
-            !(w->format == EDGEQ_FMT_F32 || (w->format == EDGEQ_FMT_I8 && w->scale_kind == EDGEQ_SCALE_ROW)))
-            return bad_format(c, "word table", w, "a constant F32 [V, H] or I8 weight with row scales");
-        if ((st = need_const(c, 2, EDGEQ_FMT_F32, -1)) != EDGEQ_OK) return st;
-        if ((st = need_const(c, 3, EDGEQ_FMT_F32, -1)) != EDGEQ_OK) return st;
-        pos = in(c, 2);
-        type = in(c, 3);
-        if (pos->ndim != 2 || type->ndim != 2 || pos->shape[1] != w->shape[1] || type->shape[1] != w->shape[1])
-            return bad_shape(c, "position/type tables are [P, H] / [TV, H] with the word table's H");
-        if (pos->shape[0] < x->shape[1]) return bad_shape(c, "more tokens than position embeddings");
-        if (y->format != EDGEQ_FMT_F32 || y->ndim != 3 || y->shape[1] != x->shape[1] || y->shape[2] != w->shape[1])
-            return bad_shape(c, "output is F32 [N, T, H]");
+            !(w->format == EDGEQ_FMT_F32 || (w->format == EDGEQ_FMT_I8 && w->scale_kind != EDGEQ_SCALE_NONE)))
+            return bad_format(c, "word table", w, "a constant F32 [V, H] or I8 weight");
+        for (i = 2; i < op->n_inputs; i++) {
+            const edgeq_tensor_t *table;
+            if (op->inputs[i] < 0) continue;
+            if ((st = need_const(c, i, EDGEQ_FMT_F32, -1)) != EDGEQ_OK) return st;
+            table = in(c, i);
+            if (table->ndim != 2 || table->shape[1] != w->shape[1])
+                return bad_shape(c, "position/type tables are [P, H] / [TV, H] with the word table's H");
+            if (i == 2 && table->shape[0] < x->shape[1]) return bad_shape(c, "more tokens than position embeddings");
+        }
+        if (y->format != EDGEQ_FMT_F32 || !((y->ndim == 3 && y->shape[1] == x->shape[1] && y->shape[2] == w->shape[1]) ||
+                                            (y->ndim == 2 && x->shape[1] == 1 && y->shape[1] == w->shape[1])))
+            return bad_shape(c, "output is F32 [N, T, H] (or [N, H] for one token per sample)");
         return EDGEQ_OK;
     }
     case EDGEQ_OP_LAYERNORM:
@@ -274,6 +295,62 @@ static edgeq_status_t check_encoder(const op_ctx_t *c) {
     }
 }
 
+/* An activation input i of format I32 [N, 1]: one position per token. */
+static int is_positions(const op_ctx_t *c, int i) {
+    const edgeq_tensor_t *p = in(c, i);
+    return p->format == EDGEQ_FMT_I32 && p->ndim == 2 && p->shape[1] == 1;
+}
+
+/* ROPE, ATTENTION_KV, SWIGLU (docs/llm.md). */
+static edgeq_status_t check_decoder(const op_ctx_t *c) {
+    static const int n_in[] = {3, 6, 2};
+    const edgeq_op_t *op = c->op;
+    const edgeq_tensor_t *x = in(c, 0), *y = out(c);
+    const int expected = n_in[op->op - EDGEQ_OP_ROPE];
+    const int32_t heads = op->attrs[EDGEQ_ATTR_HEADS];
+    int i;
+    if (op->n_inputs != expected)
+        return eq_fail(c->diag, EDGEQ_E_OPERANDS, "op %u (%s): takes %d inputs, has %u", c->k, eq_op_name(op->op),
+                       expected, (unsigned)op->n_inputs);
+    for (i = 0; i < expected; i++)
+        if (op->inputs[i] < 0)
+            return eq_fail(c->diag, EDGEQ_E_OPERANDS, "op %u (%s): input %d missing", c->k, eq_op_name(op->op), i);
+    if (x->format != EDGEQ_FMT_F32 || x->ndim != 2) return bad_format(c, "input", x, "F32 [N, features]");
+    if (op->op == EDGEQ_OP_SWIGLU)
+        return same_shape_as(x, in(c, 1)) && same_shape_as(x, y) ? EDGEQ_OK : bad_shape(c, "gate, up and output differ");
+    if (!same_shape_as(x, y)) return bad_shape(c, "output differs from the input");
+    if (heads < 1 || x->shape[1] % heads)
+        return eq_fail(c->diag, EDGEQ_E_ATTR, "op %u (%s): %d heads do not divide %d features", c->k, eq_op_name(op->op),
+                       (int)heads, (int)x->shape[1]);
+    if (op->op == EDGEQ_OP_ROPE) {
+        const edgeq_tensor_t *table = in(c, 2);
+        const int32_t hd = x->shape[1] / heads;
+        if (!is_positions(c, 1)) return bad_format(c, "positions", in(c, 1), "I32 [N, 1]");
+        if (hd % 2) return eq_fail(c->diag, EDGEQ_E_ATTR, "op %u (rope): head size %d is odd", c->k, (int)hd);
+        if (!is_const(c->b, op->inputs[2]) || table->format != EDGEQ_FMT_F32 || table->ndim != 2 || table->shape[1] != hd)
+            return bad_format(c, "cos/sin table", table, "a constant F32 [context, head size]");
+        return EDGEQ_OK;
+    } else {
+        const edgeq_tensor_t *k = in(c, 1), *kc = in(c, 4), *vc = in(c, 5);
+        const int32_t kv = op->attrs[EDGEQ_ATTR_KV_HEADS];
+        if (!same_shape_as(k, in(c, 2)) || k->format != EDGEQ_FMT_F32 || k->ndim != 2)
+            return bad_shape(c, "k and v are F32 [N, kv features] of the same shape");
+        if (!is_positions(c, 3)) return bad_format(c, "positions", in(c, 3), "I32 [N, 1]");
+        if (!is_state(c->b, op->inputs[4]) || !is_state(c->b, op->inputs[5]))
+            return eq_fail(c->diag, EDGEQ_E_OPERANDS, "op %u (attention_kv): inputs 4 and 5 must be state tensors (the "
+                           "KV cache)", c->k);
+        if ((kc->format != EDGEQ_FMT_F32 && kc->format != EDGEQ_FMT_F16) || kc->ndim != 2 || vc->format != kc->format ||
+            vc->ndim != 2 || kc->shape[0] != vc->shape[0] || kc->shape[1] != k->shape[1] || vc->shape[1] != k->shape[1])
+            return bad_shape(c, "the caches are F32 or F16 [context, kv features] like k and v");
+        if (kv < 1 || heads % kv || k->shape[1] % kv || k->shape[1] / kv != x->shape[1] / heads)
+            return eq_fail(c->diag, EDGEQ_E_ATTR, "op %u (attention_kv): %d kv heads do not divide %d heads or give "
+                           "another head size", c->k, (int)kv, (int)heads);
+        if (op->attrs[EDGEQ_ATTR_F16_ROUND] != 0 && op->attrs[EDGEQ_ATTR_F16_ROUND] != 1)
+            return eq_fail(c->diag, EDGEQ_E_ATTR, "op %u (attention_kv): f16_round must be 0 or 1", c->k);
+        return EDGEQ_OK;
+    }
+}
+
 static edgeq_status_t check_formats(const op_ctx_t *c, int x_fmt, int y_fmt) {
     const edgeq_tensor_t *x = in(c, 0), *y = out(c);
     static const char *names[] = {"?", "F32", "F16", "I32", "I8", "U8"};
@@ -290,6 +367,7 @@ static edgeq_status_t check_op_semantics(const op_ctx_t *c) {
     int32_t oh, ow;
     if (op->op <= EDGEQ_OP_DWCONV2D) return check_weighted(c);
     if (op->op == EDGEQ_OP_LINEAR_DYN) return check_linear_dyn(c);
+    if (op->op >= EDGEQ_OP_ROPE) return check_decoder(c);
     if (op->op >= EDGEQ_OP_EMBED) return check_encoder(c);
     if (op->n_inputs != expected_inputs)
         return eq_fail(c->diag, EDGEQ_E_OPERANDS, "op %u (%s): takes %d input(s), has %u", c->k, eq_op_name(op->op),
@@ -342,7 +420,7 @@ static edgeq_status_t check_op_structure(const op_ctx_t *c) {
     const eq_blob_t *b = c->b;
     const edgeq_op_t *op = c->op;
     int i;
-    if (op->op < EDGEQ_OP_LINEAR || op->op > EDGEQ_OP_LINEAR_DYN)
+    if (op->op < EDGEQ_OP_LINEAR || op->op > EDGEQ_OP_SWIGLU)
         return eq_fail(c->diag, EDGEQ_E_OP, "op %u: unknown op id %u", c->k, (unsigned)op->op);
     if (op->flags & ~EDGEQ_OPF_ALL)
         return eq_fail(c->diag, EDGEQ_E_ATTR, "op %u (%s): unknown flags 0x%x (defined: 0x%x)", c->k,
@@ -361,6 +439,10 @@ static edgeq_status_t check_op_structure(const op_ctx_t *c) {
         return eq_fail(c->diag, EDGEQ_E_TENSOR_INDEX, "op %u output 0: tensor index %d out of range (0..%u)", c->k,
                        (int)op->outputs[0], b->n_tensors - 1);
     if (op->inputs[0] < 0) return eq_fail(c->diag, EDGEQ_E_OPERANDS, "op %u (%s): input 0 missing", c->k, eq_op_name(op->op));
+    for (i = 0; i < op->n_inputs; i++) /* state (a KV cache) is read and written by ATTENTION_KV only */
+        if (op->inputs[i] >= 0 && is_state(b, op->inputs[i]) && !(op->op == EDGEQ_OP_ATTENTION_KV && i >= 4))
+            return eq_fail(c->diag, EDGEQ_E_OPERANDS, "op %u (%s): input %d (%s) is a state tensor", c->k,
+                           eq_op_name(op->op), i, eq_tensor_name(b, (uint32_t)op->inputs[i]));
     for (i = 0; i < activation_inputs(op->op) && i < op->n_inputs; i++) {
         int32_t t = op->inputs[i];
         if (t < 0) continue;
@@ -376,7 +458,7 @@ static edgeq_status_t check_op_structure(const op_ctx_t *c) {
     }
     {
         int32_t t = op->outputs[0];
-        if (is_const(b, t) || is_graph_input(b, t) || producer(b, t, c->k) >= 0)
+        if (is_const(b, t) || is_state(b, t) || is_graph_input(b, t) || producer(b, t, c->k) >= 0)
             return eq_fail(c->diag, EDGEQ_E_PRODUCED_TWICE, "op %u (%s): output %s is a constant, a graph input or "
                            "already produced", c->k, eq_op_name(op->op), eq_tensor_name(b, (uint32_t)t));
         if (b->tensors[t].ndim < 1)
@@ -401,7 +483,7 @@ static edgeq_status_t check_io(const eq_blob_t *b, edgeq_diag_t *diag) {
         if (t < 0 || t >= (int32_t)b->n_tensors)
             return eq_fail(diag, EDGEQ_E_GRAPH_IO, "graph %s %u: tensor index %d out of range", is_in ? "input" : "output",
                            is_in ? i : i - g->n_inputs, (int)t);
-        if (is_const(b, t) || b->tensors[t].ndim < 1 || !eq_sample_bytes(&b->tensors[t]))
+        if (is_const(b, t) || is_state(b, t) || b->tensors[t].ndim < 1 || !eq_sample_bytes(&b->tensors[t]))
             return eq_fail(diag, EDGEQ_E_GRAPH_IO, "graph %s %s must be an activation with a batch axis",
                            is_in ? "input" : "output", eq_tensor_name(b, (uint32_t)t));
         if (is_in && b->tensors[t].format == EDGEQ_FMT_I8 && (b->tensors[t].qzero < -128 || b->tensors[t].qzero > 127))

@@ -128,6 +128,10 @@ size_t eq_encoder_scratch_bytes(const eq_blob_t *b, const edgeq_op_t *op);
 edgeq_status_t eq_run_encoder_op(edgeq_model_t *m, const edgeq_op_t *op, uint8_t *scratch);
 void eq_add_f32(edgeq_model_t *m, const edgeq_op_t *op);
 
+/* decoder.c: ROPE, ATTENTION_KV (KV cache in STATE tensors), SWIGLU. */
+size_t eq_decoder_scratch_bytes(const eq_blob_t *b, const edgeq_op_t *op);
+edgeq_status_t eq_run_decoder_op(edgeq_model_t *m, const edgeq_op_t *op, uint8_t *scratch);
+
 static inline size_t eq_align64(size_t n) { return (n + 63) & ~(size_t)63; }
 
 #endif /* EDGEQ_INTERNAL_H */

@@ -8,6 +8,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "../kernels/ref/ref.h"
 #include "internal.h"
 
 /* TFLite MultiplyByQuantizedMultiplier; the left-shifted value saturates to int32 (docs/numerics.md). */
@@ -119,7 +120,7 @@ static layout_t scratch_layout(const eq_weights_t *w, int n, int need_pad, int x
     l.prep = eq_align64(need_pad ? (size_t)n * (size_t)w->padded_cols : 0);
     l.acc = eq_align64(l.prep + (prep > lut_prep ? prep : lut_prep));
     l.tok = eq_align64(l.acc + (size_t)n * (size_t)w->rows * 4);
-    l.bytes = l.tok + (dyn ? (size_t)n * sizeof(float) : 0);
+    l.bytes = l.tok + (dyn ? (size_t)n * (size_t)w->n_blocks * sizeof(float) : 0); /* per row, or per row and block */
     return l;
 }
 
@@ -297,21 +298,103 @@ static void quantize_rows(const float *x, int K, int Kp, int n, int8_t *out, flo
     }
 }
 
-static const char *run_linear_dyn(edgeq_model_t *m, const plan_t *p, const layout_t *l, uint8_t *scratch) {
+/* GGML activation blocks (llama.cpp parity, docs/llm.md): int8 codes + one scale per block, like
+ * ggml's quantize_row_q8_K (256: iscale = -127 / the first largest-magnitude value, fp32 d = 1 / iscale)
+ * and quantize_row_q8_0 (32: d = amax / 127, q = rint(x / d), fp16 d). */
+static void quantize_blocks(const float *x, int K, int Kp, int block, int n, int q8_k, int8_t *out, float *d) {
+    const int nb = K / block;
+    int i, b, k;
+    for (i = 0; i < n; i++) {
+        memset(out + (size_t)i * (size_t)Kp + K, 0, (size_t)(Kp - K));
+        for (b = 0; b < nb; b++) {
+            const float *v = x + (size_t)i * (size_t)K + (size_t)b * (size_t)block;
+            int8_t *q = out + (size_t)i * (size_t)Kp + (size_t)b * (size_t)block;
+            float amax = 0.0f, max = 0.0f, mul, scale;
+            for (k = 0; k < block; k++)
+                if (fabsf(v[k]) > amax) {
+                    amax = fabsf(v[k]);
+                    max = v[k];
+                }
+            if (q8_k) {
+                mul = max != 0.0f ? -127.0f / max : 0.0f;
+                scale = max != 0.0f ? 1.0f / mul : 0.0f;
+            } else {
+                scale = amax / 127.0f;
+                mul = scale > 0.0f ? 1.0f / scale : 0.0f;
+                scale = eq_f16_to_f32(eq_f32_to_f16(scale));
+            }
+            for (k = 0; k < block; k++) {
+                float r = rintf(v[k] * mul);
+                q[k] = (int8_t)(r != r ? 0 : r < -128.0f ? -128 : r > 127.0f ? 127 : r);
+            }
+            d[(size_t)i * (size_t)nb + (size_t)b] = scale;
+        }
+    }
+}
+
+typedef struct {
+    const plan_t *p;
+    const int8_t *x;     /* [n][padded_cols] */
+    const float *d;      /* [n][n_blocks] activation block scales */
+    int n;
+    float *y;
+} blocks_task_t;
+
+/* y[i][r] = sum over blocks of isum * (weight d * activation d), in block order, + bias. Weight blocks
+ * are decoded by the reference tier: this mode is for agreement with llama.cpp, not for speed. */
+static void blocks_part(void *ctx, int part, int parts) {
+    const blocks_task_t *t = (const blocks_task_t *)ctx;
+    const eq_weights_t *w = &t->p->w;
+    const int M = w->rows, chunk = (M + parts - 1) / parts, r0 = part * chunk, r1 = r0 + chunk < M ? r0 + chunk : M;
+    int8_t vals[EQ_MAX_BLOCK];
+    float acc[EQ_MAX_N];
+    int r, b, i, k;
+    for (r = r0; r < r1; r++) {
+        for (i = 0; i < t->n; i++) acc[i] = 0.0f;
+        for (b = 0; b < w->n_blocks; b++) {
+            const float dw = eq_f16_to_f32(((const uint16_t *)w->scales)[(size_t)r * (size_t)w->n_blocks + (size_t)b]);
+            eq_ref_decode_block(w, r, b, vals);
+            for (i = 0; i < t->n; i++) {
+                const int8_t *x = t->x + (size_t)i * (size_t)w->padded_cols + (size_t)b * (size_t)w->block;
+                int32_t isum = 0;
+                for (k = 0; k < w->block; k++) isum += (int32_t)vals[k] * (int32_t)x[k];
+                acc[i] = acc[i] + (float)isum * (dw * t->d[(size_t)i * (size_t)w->n_blocks + (size_t)b]);
+            }
+        }
+        for (i = 0; i < t->n; i++) t->y[(size_t)i * (size_t)M + (size_t)r] = acc[i] + t->p->e.bias_f[r];
+    }
+}
+
+static const char *run_linear_dyn(edgeq_model_t *m, const edgeq_op_t *op, const plan_t *p, const layout_t *l,
+                                  uint8_t *scratch) {
     const float *x = (const float *)eq_tensor_data(m, p->xi);
     float *y = (float *)eq_tensor_data(m, p->yi);
     const uint64_t rows = (uint64_t)m->batch * p->row_count;
-    const int K = p->w.cols, M = p->w.rows;
+    const int K = p->w.cols, M = p->w.rows, mode = op->attrs[EDGEQ_ATTR_ACT_QUANT];
+    int8_t *xq = (int8_t *)scratch + l->pad;
+    float *scales = (float *)(void *)(scratch + l->tok);
     epilogue_t e = p->e;
     const char *name = "";
     uint64_t i;
-    e.tok_scale = (const float *)(void *)(scratch + l->tok);
+    e.tok_scale = scales;
     for (i = 0; i < rows; i += (uint64_t)p->tile) {
         int n = rows - i < (uint64_t)p->tile ? (int)(rows - i) : p->tile;
-        quantize_rows(x + i * (uint64_t)K, K, p->w.padded_cols, n, (int8_t *)scratch + l->pad,
-                      (float *)(void *)(scratch + l->tok));
-        name = run_tile(m, p, l, scratch, scratch + l->pad, (size_t)p->w.padded_cols, n, 0, M, (size_t)M, &e,
-                        y + i * (uint64_t)M, (size_t)M, 1);
+        if (mode == EDGEQ_ACT_ABSMAX_ROW) {
+            quantize_rows(x + i * (uint64_t)K, K, p->w.padded_cols, n, xq, scales);
+            name = run_tile(m, p, l, scratch, xq, (size_t)p->w.padded_cols, n, 0, M, (size_t)M, &e, y + i * (uint64_t)M,
+                            (size_t)M, 1);
+        } else {
+            blocks_task_t t;
+            quantize_blocks(x + i * (uint64_t)K, K, p->w.padded_cols, p->w.block, n, mode == EDGEQ_ACT_GGML_Q8_K, xq,
+                            scales);
+            t.p = p;
+            t.x = xq;
+            t.d = scales;
+            t.n = n;
+            t.y = y + i * (uint64_t)M;
+            eq_pool_run(m->pool, blocks_part, &t);
+            name = mode == EDGEQ_ACT_GGML_Q8_K ? "ref/ggml_q8_k_blocks" : "ref/ggml_q8_0_blocks";
+        }
     }
     return name;
 }
@@ -396,7 +479,7 @@ edgeq_status_t eq_run_matmul(edgeq_model_t *m, const edgeq_op_t *op, uint8_t *sc
     make_plan(&m->blob, op, m->options.max_batch, m->tier, &p);
     p.w.packed = m->op_packed[op - m->blob.ops];
     l = scratch_layout(&p.w, p.tile, p.need_pad, p.xnor, p.dyn, m->tier, p.lut);
-    *kernel = p.dyn ? run_linear_dyn(m, &p, &l, scratch)
+    *kernel = p.dyn ? run_linear_dyn(m, op, &p, &l, scratch)
             : op->op == EDGEQ_OP_LINEAR ? run_linear(m, &p, &l, scratch) : run_conv(m, op, &p, &l, scratch);
     return EDGEQ_OK;
 }

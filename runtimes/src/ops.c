@@ -12,6 +12,7 @@ void *eq_tensor_data(const edgeq_model_t *m, int32_t t) {
 size_t eq_op_scratch_bytes(const eq_blob_t *b, const edgeq_op_t *op, uint32_t max_batch,
                            const eq_kernel_tier_t *tier) {
     if (eq_is_matmul(op->op)) return eq_matmul_scratch_bytes(b, op, max_batch, tier);
+    if (op->op >= EDGEQ_OP_ROPE) return eq_decoder_scratch_bytes(b, op);
     return eq_encoder_scratch_bytes(b, op);
 }
 
@@ -149,6 +150,10 @@ edgeq_status_t eq_run_op(edgeq_model_t *m, uint32_t k) {
         st = eq_run_matmul(m, op, m->act + m->op_scratch[k], &kernel);
         m->op_kernel[k] = kernel;
         return st;
+    }
+    if (op->op >= EDGEQ_OP_ROPE) {
+        m->op_kernel[k] = kernel;
+        return eq_run_decoder_op(m, op, m->op_scratch[k] == EQ_NONE ? NULL : m->act + m->op_scratch[k]);
     }
     if (op->op >= EDGEQ_OP_EMBED) {
         m->op_kernel[k] = kernel;

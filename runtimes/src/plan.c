@@ -74,16 +74,22 @@ edgeq_status_t eq_plan(const eq_blob_t *b, uint32_t max_batch, const eq_kernel_t
             if (op->inputs[i] >= 0 && !(b->tensors[op->inputs[i]].flags & EDGEQ_TENSOR_CONST) &&
                 find_or_add(&w, op->inputs[i], (int32_t)k) < 0)
                 goto too_many;
+        for (i = 0; i < op->n_inputs; i++) /* state outlives every run: live from before the first op to after the last */
+            if (op->inputs[i] >= 0 && (b->tensors[op->inputs[i]].flags & EDGEQ_TENSOR_STATE) &&
+                (find_or_add(&w, op->inputs[i], -1) < 0 || find_or_add(&w, op->inputs[i], (int32_t)b->n_ops) < 0))
+                goto too_many;
         if (find_or_add(&w, op->outputs[0], (int32_t)k) < 0) goto too_many;
     }
     for (i = 0; i < b->graph->n_outputs; i++)
         if (find_or_add(&w, b->graph->outputs[i], (int32_t)b->n_ops) < 0) goto too_many;
     for (j = 0; j < w.n; j++) {
-        size_t sample = eq_sample_bytes(&b->tensors[w.items[j].id]);
-        if (sample > EQ_MAX_BYTES / max_batch)
-            return eq_fail(diag, EDGEQ_E_TOO_LARGE, "tensor %s: %U bytes x batch %u is too large",
-                           eq_tensor_name(b, (uint32_t)w.items[j].id), (unsigned long long)sample, max_batch);
-        w.items[j].bytes = eq_align64(sample * max_batch);
+        const edgeq_tensor_t *t = &b->tensors[w.items[j].id];
+        size_t sample = eq_sample_bytes(t);
+        uint32_t copies = t->flags & EDGEQ_TENSOR_STATE ? (uint32_t)t->shape[0] : max_batch; /* state: no batch axis */
+        if (sample > EQ_MAX_BYTES / copies)
+            return eq_fail(diag, EDGEQ_E_TOO_LARGE, "tensor %s: %U bytes x %u is too large",
+                           eq_tensor_name(b, (uint32_t)w.items[j].id), (unsigned long long)sample, copies);
+        w.items[j].bytes = eq_align64(sample * copies);
     }
     for (k = 0; k < b->n_ops; k++) {
         size_t bytes = eq_op_scratch_bytes(b, &b->ops[k], max_batch, tier);

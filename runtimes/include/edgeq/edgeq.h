@@ -13,7 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define EDGEQ_ABI_VERSION 4
+#define EDGEQ_ABI_VERSION 5
 
 #if defined(__GNUC__)
 #define EDGEQ_API __attribute__((visibility("default")))
@@ -189,6 +189,23 @@ EDGEQ_API edgeq_status_t edgeq_test_tensor(const edgeq_model_t *model, uint32_t 
                                            edgeq_tensor_info_t *info);
 /* The METADATA section (UTF-8 JSON, not NUL-terminated). */
 EDGEQ_API const char *edgeq_metadata(const edgeq_model_t *model, size_t *bytes);
+
+/* Next-token sampling for decoder blobs (docs/llm.md). temperature <= 0 is greedy: the first largest
+ * logit. Otherwise the top_k largest logits (0 or more than EDGEQ_SAMPLE_MAX_K: EDGEQ_SAMPLE_MAX_K),
+ * softmax at the temperature, the smallest prefix reaching top_p of the mass, and one draw. The draw is
+ * a pure function of (seed, position) -- splitmix64 -- so a generation replays exactly, on any device. */
+#define EDGEQ_SAMPLE_MAX_K 256
+typedef struct {
+    float temperature;
+    uint32_t top_k;
+    float top_p;          /* (0, 1]; 1 = off */
+    uint32_t reserved;
+    uint64_t seed;
+} edgeq_sampler_t;
+
+/* The token to follow `logits` (vocab floats) at sequence position `position`. No allocation. */
+EDGEQ_API edgeq_status_t edgeq_sample(const float *logits, uint32_t vocab, const edgeq_sampler_t *sampler,
+                                      uint64_t position, int32_t *token);
 
 #ifdef __cplusplus
 }

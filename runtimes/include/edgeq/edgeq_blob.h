@@ -111,7 +111,8 @@ enum {
 #define EDGEQ_T158_CODE_BYTES 52   /* 1.6875 bpw with an fp16 block scale */
 #define EDGEQ_B1_BLOCK 64
 #define EDGEQ_B1_CODE_BYTES 8
-#define EDGEQ_I8_BLOCK 16          /* I8 rows padded to 16 bytes */
+#define EDGEQ_I8_BLOCK 16          /* I8 rows padded to 16 bytes (SCALE_ROW) */
+#define EDGEQ_I8_SCALE_BLOCK 32    /* I8 with SCALE_BLOCK: fp16 scale per 32 (= GGUF Q8_0) */
 /* Q4 block (= group) is 32, 64 or 128: block/2 code bytes. */
 
 /* How a weight tensor's scales are stored (tensor.scale_kind). */
@@ -159,6 +160,9 @@ EDGEQ_STATIC_ASSERT(sizeof(edgeq_tensor_t) == 80, tensor_80);
 #define EDGEQ_TENSOR_TEST_INPUT 0x8u   /* bundled test input number test_index */
 #define EDGEQ_TENSOR_TEST_OUTPUT 0x10u /* host-reference output for test_index */
 #define EDGEQ_TENSOR_TEST_LABEL 0x20u  /* I32 labels for the bundled inputs */
+/* Runtime state (a decoder's KV cache): lives in the arena for the model's whole life and keeps its
+ * bytes between runs; its shape has no batch axis. No op produces it; only ATTENTION_KV writes it. */
+#define EDGEQ_TENSOR_STATE 0x40u
 
 /* ---- graph ------------------------------------------------------------- */
 typedef struct {
@@ -216,8 +220,23 @@ enum {
     EDGEQ_OP_ATTENTION = 18, /* q, k, v F32 [N,T,H], mask I32 [N,T] (0 = padding) -> F32 [N,T,H];
                               * bidirectional, attr HEADS; softmax(q k^T / sqrt(H/heads)) v per head */
     EDGEQ_OP_MEANPOOL = 19,  /* x F32 [N,T,H], mask I32 [N,T] -> F32 [N,H]; attr L2NORM = 1: unit length */
-    EDGEQ_OP_LINEAR_DYN = 20 /* x F32 [N,(T,)K] -> int8 absmax per row (token) -> weight -> F32 [N,(T,)M];
-                              * inputs 0 x, 1 weight, 2 bias F32 [M] (docs/transformers.md) */
+    EDGEQ_OP_LINEAR_DYN = 20,/* x F32 [N,(T,)K] -> int8 absmax per row (token) -> weight -> F32 [N,(T,)M];
+                              * inputs 0 x, 1 weight, 2 bias F32 [M] (docs/transformers.md); attr ACT_QUANT */
+    /* Decoder ops (docs/llm.md): one token per sample, N = tokens of the step, positions I32 [N,1]. */
+    EDGEQ_OP_ROPE = 21,      /* x F32 [N,D], positions, table F32 [C, d] (cos of pos * base^(-2i/d) for
+                              * i < d/2, then the sines) -> F32 [N,D]: pairs (2i, 2i+1) of each head rotated; attr HEADS */
+    EDGEQ_OP_ATTENTION_KV = 22, /* q F32 [N,Hq*d], k, v F32 [N,Hkv*d], positions, k cache, v cache (STATE
+                              * F32 or F16 [C,Hkv*d]) -> F32 [N,Hq*d]: writes k, v at each position, then causal
+                              * grouped-query attention over cache rows 0..pos; attrs HEADS, KV_HEADS, F16_ROUND */
+    EDGEQ_OP_SWIGLU = 23     /* gate, up F32 [N,F] -> F32 [N,F]: silu(gate) * up */
+};
+
+/* LINEAR_DYN activation quantization (attr ACT_QUANT). The GGML modes reproduce llama.cpp's CPU
+ * backend for parity checks and need block-scaled weights with the same block. */
+enum {
+    EDGEQ_ACT_ABSMAX_ROW = 0, /* int8 absmax per token (BitNet b1.58) */
+    EDGEQ_ACT_GGML_Q8_K = 1,  /* per 256: iscale = -127 / the largest-magnitude value, fp32 d */
+    EDGEQ_ACT_GGML_Q8_0 = 2   /* per 32: d = amax / 127 (fp16), q = rint(x / d) */
 };
 
 /* attrs[] indices */
@@ -243,7 +262,10 @@ enum {
     EDGEQ_ATTR_ADD_SHIFT_OUT = 8,
     EDGEQ_ATTR_EPS = 0,      /* LAYERNORM/RMSNORM: epsilon, the int32 holds the fp32 bit pattern */
     EDGEQ_ATTR_HEADS = 0,    /* ATTENTION: number of heads (divides H) */
-    EDGEQ_ATTR_L2NORM = 0    /* MEANPOOL: 1 = divide by the L2 norm (max(norm, 1e-12)) */
+    EDGEQ_ATTR_L2NORM = 0,   /* MEANPOOL: 1 = divide by the L2 norm (max(norm, 1e-12)) */
+    EDGEQ_ATTR_ACT_QUANT = 0,/* LINEAR_DYN: EDGEQ_ACT_* */
+    EDGEQ_ATTR_KV_HEADS = 1, /* ATTENTION_KV: key/value heads (divide HEADS) */
+    EDGEQ_ATTR_F16_ROUND = 2 /* ATTENTION_KV: 1 = q and the softmax rounded to fp16 (llama.cpp parity) */
 };
 
 #endif /* EDGEQ_BLOB_H */

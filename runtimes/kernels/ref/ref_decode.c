@@ -24,6 +24,34 @@ float eq_f16_to_f32(uint16_t h) {
     return f;
 }
 
+/* IEEE single -> half, round to nearest even (overflow to inf, NaN kept quiet). */
+uint16_t eq_f32_to_f16(float f) {
+    uint32_t x, sign, mant;
+    int32_t exp;
+    memcpy(&x, &f, sizeof x);
+    sign = (x >> 16) & 0x8000u;
+    exp = (int32_t)((x >> 23) & 0xFF);
+    mant = x & 0x7FFFFFu;
+    if (exp == 0xFF) return (uint16_t)(sign | 0x7C00u | (mant ? 0x200u : 0));
+    exp = exp - 127 + 15;
+    if (exp >= 0x1F) return (uint16_t)(sign | 0x7C00u);
+    if (exp <= 0) { /* subnormal half (or zero) */
+        uint32_t shift, half, rest;
+        if (exp < -10) return (uint16_t)sign;
+        mant |= 0x800000u;
+        shift = (uint32_t)(14 - exp);
+        half = mant >> shift;
+        rest = mant & ((1u << shift) - 1);
+        if (rest > (1u << (shift - 1)) || (rest == (1u << (shift - 1)) && (half & 1))) half++;
+        return (uint16_t)(sign | half);
+    }
+    {
+        uint32_t h = sign | ((uint32_t)exp << 10) | (mant >> 13), rest = mant & 0x1FFFu;
+        if (rest > 0x1000u || (rest == 0x1000u && (h & 1))) h++; /* a carry into the exponent is correct */
+        return (uint16_t)h;
+    }
+}
+
 /* T2: byte 32h+m holds, in bits 2l..2l+1, the code of x[128h + 32l + m]; value = code - 1. */
 static void decode_t2(const uint8_t *q, int8_t *out) {
     int h, l, m;
@@ -71,6 +99,6 @@ void eq_ref_decode_block(const eq_weights_t *w, int r, int b, int8_t *out) {
         decode_q4(row + (size_t)b * (size_t)(w->block / 2), w->block,
                   w->zeros ? w->zeros[(size_t)r * (size_t)w->n_blocks + (size_t)b] : 8, out);
         break;
-    default: memcpy(out, row + (size_t)b * EDGEQ_I8_BLOCK, EDGEQ_I8_BLOCK); break;
+    default: memcpy(out, row + (size_t)b * (size_t)w->block, (size_t)w->block); break;
     }
 }

@@ -26,6 +26,8 @@ DECLARE(EQ_X86(q4_block_matvec))
 DECLARE(EQ_X86(q4_block_gemm))
 DECLARE(EQ_X86(i8_row_matvec))
 DECLARE(EQ_X86(i8_row_gemm))
+DECLARE(EQ_X86(i8_block_matvec))
+DECLARE(EQ_X86(i8_block_gemm))
 
 #define K(fn) {EQ_X86_TIER "/" #fn, EQ_X86(fn)}
 #define NONE {NULL, NULL}
@@ -40,7 +42,8 @@ const eq_kernel_tier_t EQ_X86(tier) = {
         {EQ_X86(prep_bytes), EQ_X86(prep), {{K(b1_row_matvec), K(b1_row_gemm)}, {NONE, NONE}}, EQ_X86_TIER "/b1_xnor",
          EQ_X86(b1_xnor)},
         {EQ_X86(prep_bytes), EQ_X86(prep), {{NONE, NONE}, {K(q4_block_matvec), K(q4_block_gemm)}}, NULL, NULL},
-        {EQ_X86(i8_prep_bytes), EQ_X86(i8_prep), {{K(i8_row_matvec), K(i8_row_gemm)}, {NONE, NONE}}, NULL, NULL},
+        {EQ_X86(i8_prep_bytes), EQ_X86(i8_prep), {{K(i8_row_matvec), K(i8_row_gemm)}, {K(i8_block_matvec), K(i8_block_gemm)}},
+         NULL, NULL},
     },
 };
 
