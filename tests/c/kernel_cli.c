@@ -26,10 +26,13 @@ int main(int argc, char **argv) {
         const char *got;
         if (!buf || !read_all(in, buf, codes_bytes + (size_t)h[11] + (size_t)h[12] + (size_t)h[13] + (size_t)h[14]))
             return 3;
+#if defined(__aarch64__)
         if (h[0] == 2)
             got = eqt_lut(h[1], h[2], h[3], h[4], h[5], h[6], (size_t)h[7], codes, scales, (const int8_t *)x, h[9],
                           h[10], acc, h[8]);
-        else if (h[0] == 1)
+        else
+#endif
+        if (h[0] == 1)
             got = eqt_xnor(h[1], h[5], h[6], (size_t)h[7], codes, (const uint32_t *)x, h[8], h[9], h[10],
                            (int32_t *)acc);
         else

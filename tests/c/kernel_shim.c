@@ -73,9 +73,10 @@ SHIM_API const char *eqt_xnor(int tier, int rows, int cols, size_t row_bytes, co
     return t->fmt[EQ_F_B1].xnor_name;
 }
 
+#if defined(__aarch64__)
 /* The tier's lookup-table mat-vec (n == 1): pack the weights as the runtime does at load, then `calls`
  * times build the call's tables and run (instruction counts difference calls). NULL when the tier has
- * no such kernel. */
+ * no such kernel (aarch64 tiers only). */
 SHIM_API const char *eqt_lut(int tier, int fmt, int acc_kind, int block, int rows, int cols, size_t row_bytes,
                              const uint8_t *codes, const void *scales, const int8_t *x, int r0, int r1, void *acc,
                              int calls) {
@@ -84,13 +85,9 @@ SHIM_API const char *eqt_lut(int tier, int fmt, int acc_kind, int block, int row
     eq_weights_t w = weights(fmt, acc_kind, block, rows, cols, row_bytes, codes, scales, NULL);
     eq_acts_t a;
     void *packed, *prep;
-    if (!t) return NULL;
-#if defined(__aarch64__)
+    if (t != &eq_neon_tier && t != &eq_neon_dotprod_tier) return NULL;
     k = &(t == &eq_neon_tier ? eq_neon_lut : eq_neon_dotprod_lut)[fmt];
-#else
-    return NULL;
-#endif
-    if (t == &eq_ref_tier || !k->pack_bytes) return NULL; /* "" below: the weights are not ternary, nothing ran */
+    if (!k->pack_bytes) return NULL; /* "" below: the weights are not ternary, nothing ran */
     packed = malloc(k->pack_bytes(&w) + 1);
     if (!packed || !k->pack(&w, packed)) {
         free(packed);
@@ -110,3 +107,4 @@ SHIM_API const char *eqt_lut(int tier, int fmt, int acc_kind, int block, int row
     free(packed);
     return k->matvec[acc_kind].name;
 }
+#endif

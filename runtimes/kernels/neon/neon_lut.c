@@ -191,22 +191,19 @@ EQ_INLINE void lut_tiles_matvec(const eq_weights_t *w, const uint8_t *tables, in
     }
 }
 
-static void lut_matvec(const eq_weights_t *w, const eq_acts_t *a, int r0, int r1, void *acc, size_t acc_stride) {
+void EQ_ARM(lut_matvec)(const eq_weights_t *w, const eq_acts_t *a, int r0, int r1, void *acc, size_t acc_stride) {
+    const uint8_t *tables = (const uint8_t *)a->prep;
     const int t1 = (r1 + LUT_ROWS - 1) / LUT_ROWS;
     int t;
-    (void)acc_stride;
+    (void)acc_stride; /* one activation row */
     for (t = r0 / LUT_ROWS; t < t1; t += LUT_TILES) {
-        switch (t1 - t) {
-        case 1: lut_tiles_matvec(w, (const uint8_t *)a->prep, t, 1, r0, r1, acc); break;
-        case 2: lut_tiles_matvec(w, (const uint8_t *)a->prep, t, 2, r0, r1, acc); break;
-        case 3: lut_tiles_matvec(w, (const uint8_t *)a->prep, t, 3, r0, r1, acc); break;
-        case 4: lut_tiles_matvec(w, (const uint8_t *)a->prep, t, 4, r0, r1, acc); break;
-        case 5: lut_tiles_matvec(w, (const uint8_t *)a->prep, t, 5, r0, r1, acc); break;
-        default: lut_tiles_matvec(w, (const uint8_t *)a->prep, t, LUT_TILES, r0, r1, acc); break;
+        switch (t1 - t) { /* a constant tile count for each inlined copy */
+        case 1: lut_tiles_matvec(w, tables, t, 1, r0, r1, acc); break;
+        case 2: lut_tiles_matvec(w, tables, t, 2, r0, r1, acc); break;
+        case 3: lut_tiles_matvec(w, tables, t, 3, r0, r1, acc); break;
+        case 4: lut_tiles_matvec(w, tables, t, 4, r0, r1, acc); break;
+        case 5: lut_tiles_matvec(w, tables, t, 5, r0, r1, acc); break;
+        default: lut_tiles_matvec(w, tables, t, LUT_TILES, r0, r1, acc); break;
         }
     }
-}
-
-void EQ_ARM(lut_matvec)(const eq_weights_t *w, const eq_acts_t *a, int r0, int r1, void *acc, size_t acc_stride) {
-    lut_matvec(w, a, r0, r1, acc, acc_stride);
 }
