@@ -122,3 +122,28 @@ def test_runtime_and_reader_refuse_bad_op_flags(tmp_path, flags, op_index, messa
     x = np.random.default_rng(0).normal(0, 1.5, (1, 7, 6, 3)).astype(np.float32)
     kernels = RG.check_session_matches_reference(tmp_path / "hint.edgeq", g, x)
     assert not any("_lut_" in k for k in kernels)
+
+
+def test_builtin_rules_choose_per_board_and_the_latency_model_follows():
+    """android-arm64's rules take the lookup-table kernel for a 512x1024 T158 layer, rpi5's keep SDOT; the
+    modelled latency costs the kernel the blob asks for, with the bytes it streams (2.69 bits per weight)."""
+    import numpy as np
+    import torch
+    from torch import nn
+
+    from edgeq.importers.torch_export import from_module
+    from edgeq.packer import Recipe, pack
+    from edgeq.targets import latency
+
+    torch.manual_seed(0)
+    fg = from_module(nn.Sequential(nn.Linear(1024, 512)), torch.zeros(1, 1024))
+    x = np.random.default_rng(0).standard_normal((8, 1024)).astype(np.float32)
+    modelled = {}
+    for board in ("android-arm64", "rpi5"):
+        g = pack(fg, x, Recipe("t158"), target=board)
+        (layer,) = latency.predict_graph(get_target(board), g).layers
+        modelled[board] = layer
+        assert g.metadata["kernels"] == {"linear.weight": "lut" if board == "android-arm64" else "dot"}
+    assert modelled["android-arm64"].kernel == "neon_dotprod/t158_lut_matvec"
+    assert modelled["rpi5"].kernel == "neon_dotprod/t158_matvec"
+    assert modelled["android-arm64"].bytes >= 512 * 1024 * 2.69 / 8 > modelled["rpi5"].bytes
