@@ -20,7 +20,7 @@ from edgeq.errors import EdgeqError
 from edgeq.llm.gguf_llama import LlamaParams
 from edgeq.llm.sampling import Sampler
 
-PACK_VERSION = 1  # bump when edgeq.llm.pack changes what it writes
+PACK_VERSION = 2  # bump when edgeq.llm.pack changes what it writes
 DEFAULT_CHUNK = 32
 
 

@@ -19,6 +19,7 @@ from edgeq.errors import EdgeqError
 from edgeq.formats import ids as F
 from edgeq.formats.gguf import from_gguf
 from edgeq.formats.i8 import FORMAT as I8
+from edgeq.formats.packed import PackedTensor
 from edgeq.graph import Graph, Tensor
 from edgeq.llm.gguf_llama import LlamaModel
 from edgeq.llm.reference import MODES
@@ -46,11 +47,19 @@ def q8_0_blocks(values: np.ndarray):
     return I8.pack(q, d, scale_kind=F.SCALE_BLOCK, block=F.I8_SCALE_BLOCK)
 
 
-def packed_weight(w) -> object:
-    """A GGUF weight -> PackedTensor with the same values (F16/F32: Q8_0-style blocks)."""
-    if w.ggml_type in _EXACT:
-        return from_gguf(w.ggml_type, w.raw, w.values.shape)
-    return q8_0_blocks(w.values)
+def packed_weight(w, row_scales: bool = False) -> object:
+    """A GGUF weight -> PackedTensor with the same values (F16/F32: Q8_0-style blocks).
+
+    row_scales: a ternary tensor whose blocks all carry their row's scale -- BitNet b1.58 has one absmean
+    scale per tensor, which TQ2_0/TQ1_0 repeat in every block -- becomes SCALE_ROW: the same values, summed
+    in int32 per row by the faster row kernels instead of combined block by block in fp32."""
+    if w.ggml_type not in _EXACT:
+        return q8_0_blocks(w.values)
+    p = from_gguf(w.ggml_type, w.raw, w.values.shape)
+    if row_scales and w.ggml_type in ("TQ2_0", "TQ1_0") and np.all(p.scales == p.scales[:, :1]):
+        p = PackedTensor(p.format, p.name, p.rows, p.cols, p.block, F.SCALE_ROW, p.codes,
+                         np.ascontiguousarray(p.scales[:, 0].astype(np.float32)))
+    return p
 
 
 def rope_table(p) -> np.ndarray:
@@ -78,7 +87,7 @@ def llama_graph(model: LlamaModel, mode: str = "edgeq") -> Graph:
             w = model.weights[name]
             if w.ggml_type not in _EXACT:
                 lossy.append(name)
-            pt = packed_weight(w)
+            pt = packed_weight(w, row_scales=not llama)
             packed[name] = g.add(Tensor(name, pt.format, (pt.rows, pt.cols), packed=pt, flags=L.TENSOR_CONST))
         return packed[name]
 

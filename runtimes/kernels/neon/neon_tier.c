@@ -50,6 +50,40 @@ static void i8_gemm(const eq_weights_t *w, const eq_acts_t *a, int r0, int r1, v
     }
 }
 
+/* I8 with fp16 scales per 32 (GGUF Q8_0): four rows in the lanes; per block their integer sums come out
+ * of one reduce4 and each lane adds d * isum in block order -- the reference's own arithmetic. */
+static void i8_block(const eq_weights_t *w, const eq_acts_t *a, int r0, int r1, void *acc, size_t acc_stride) {
+    int r, b, i, l;
+    for (i = 0; i < a->n; i++) {
+        const int8_t *x = a->x + (size_t)i * a->stride;
+        for (r = r0; r < r1; r += 4) {
+            const int8_t *row[4];
+            const uint16_t *d[4];
+            float32x4_t sum = vdupq_n_f32(0.0f);
+            float out[4];
+            for (l = 0; l < 4; l++) {
+                int rr = r + l < r1 ? r + l : r1 - 1;
+                row[l] = (const int8_t *)w->codes + (size_t)rr * w->row_bytes;
+                d[l] = (const uint16_t *)w->scales + (size_t)rr * (size_t)w->n_blocks;
+            }
+            for (b = 0; b < w->n_blocks; b++) {
+                const int k = 32 * b;
+                const int8x16_t x0 = ld16(x + k), x1 = ld16(x + k + 16);
+                int32x4_t s[4];
+                uint16_t h[4];
+                for (l = 0; l < 4; l++) {
+                    s[l] = dot16_wide(dot16_wide(vdupq_n_s32(0), ld16(row[l] + k), x0), ld16(row[l] + k + 16), x1);
+                    h[l] = d[l][b];
+                }
+                sum = vaddq_f32(sum, vmulq_f32(vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(h))),
+                                               vcvtq_f32_s32(reduce4(s[0], s[1], s[2], s[3]))));
+            }
+            vst1q_f32(out, sum);
+            for (l = 0; l < 4 && r + l < r1; l++) ((float *)acc)[(size_t)i * acc_stride + (size_t)(r + l)] = out[l];
+        }
+    }
+}
+
 /* Mismatching bits of w and x over `bytes` (a multiple of 8): EOR, CNT, pairwise accumulate. */
 static uint32_t mismatches(const uint8_t *w, const uint8_t *x, size_t bytes) {
     uint32x4_t total = vdupq_n_u32(0);
@@ -127,7 +161,8 @@ const eq_kernel_tier_t EQ_ARM(tier) = {
         {EQ_ARM(prep_bytes), EQ_ARM(prep), {{K(b1_row_matvec), K(b1_row_gemm)}, {NONE, NONE}}, EQ_ARM_TIER "/b1_xnor",
          b1_xnor},
         {EQ_ARM(prep_bytes), EQ_ARM(prep), {{NONE, NONE}, {K(q4_block_matvec), K(q4_block_gemm)}}, NULL, NULL},
-        {NULL, NULL, {{KS("i8_row_matvec", i8_matvec), KS("i8_row_gemm", i8_gemm)}, {NONE, NONE}}, NULL, NULL},
+        {NULL, NULL, {{KS("i8_row_matvec", i8_matvec), KS("i8_row_gemm", i8_gemm)},
+                     {KS("i8_block_matvec", i8_block), KS("i8_block_gemm", i8_block)}}, NULL, NULL},
     },
 };
 
