@@ -103,9 +103,8 @@ def test_arm_kernels_match_reference_and_numpy(cli, tmp_path, cpu, expect):
 
 
 def _tier_lacks(tier: str, case: Case) -> bool:
-    """Kernels the NEON tiers do not have (the runtime uses the reference kernel): B1 and I8 (GGUF Q8_0) with
-    block scales."""
-    return case.fmt in ("b1", "i8") and case.acc != ACC_ROW and not case.xnor
+    """Kernels the NEON tiers do not have (the runtime uses the reference kernel): B1 with block scales."""
+    return case.fmt == "b1" and case.acc != ACC_ROW and not case.xnor
 
 
 GUARD = {"t2": 0.45, "q4": 0.9}  # executed instructions per weight, 1024 x 4096 mat-vec, dotprod tier
