@@ -1,8 +1,9 @@
 """The aarch64 kernel tiers (runtimes/kernels/neon) are bit-exact with the reference tier and the numpy
 mirror under qemu-aarch64, on a core with SDOT (cortex-a76), one without (cortex-a53: the dotprod tier
-must refuse itself, never SIGILL) and qemu's max core. Also a deterministic cost guard: executed
-instructions per weight of the dotprod T2 and Q4 mat-vec kernels (qemu's insn plugin), so a fast path
-that silently falls back to the reference kernel fails the suite."""
+must refuse itself, never SIGILL) and qemu's max core (SDOT and SMMLA: the i8mm tier's GEMM kernels;
+the cortex-a76 and a53 must refuse that tier). Also deterministic cost guards: executed instructions
+per weight of the dotprod T2 and Q4 mat-vec kernels and of the i8mm GEMM kernels (qemu's insn plugin),
+so a fast path that silently falls back to a slower kernel fails the suite."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from edgeq.runtime import RUNTIME_DIR
 
 HERE = Path(__file__).resolve().parent
 CC = "aarch64-linux-gnu-gcc"
-ARM_TIERS = {"ref": 0, "neon": 3, "neon_dotprod": 4}  # kernel_shim.c tier indices
+ARM_TIERS = {"ref": 0, "neon": 3, "neon_dotprod": 4, "neon_i8mm": 5}  # kernel_shim.c tier indices
 NAME_BYTES = 64
 
 pytestmark = pytest.mark.skipif(not (shutil.which(CC) and shutil.which("qemu-aarch64")),
@@ -73,9 +74,16 @@ def run_cli(cli: Path, cpu: str, records: bytes, tmp: Path, plugin: Path | None 
     return (tmp / "out.bin").read_bytes(), res.stderr.decode(errors="replace")
 
 
+def kernel_prefix(tier: str, case: Case) -> str:
+    """The i8mm tier runs the dotprod tier's mat-vec and XNOR kernels and its own GEMM kernels."""
+    if tier == "neon_i8mm" and (case.n == 1 or case.xnor):
+        return "neon_dotprod/"
+    return tier + "/"
+
+
 @pytest.mark.parametrize("cpu,expect", [("cortex-a76", {"ref", "neon", "neon_dotprod"}),
                                         ("cortex-a53", {"ref", "neon"}),
-                                        ("max", {"ref", "neon", "neon_dotprod"})])
+                                        ("max", {"ref", "neon", "neon_dotprod", "neon_i8mm"})])
 def test_arm_kernels_match_reference_and_numpy(cli, tmp_path, cpu, expect):
     jobs, blob = [], b""
     for k, case in enumerate(arm_cases()):
@@ -93,7 +101,7 @@ def test_arm_kernels_match_reference_and_numpy(cli, tmp_path, cpu, expect):
         if not name:
             assert tier not in expect or (tier != "ref" and _tier_lacks(tier, case)), f"{tier} missing for {case}"
             continue
-        assert name.startswith(tier + "/"), name
+        assert name.startswith(kernel_prefix(tier, case)), name
         seen.add(tier)
         np.testing.assert_array_equal(got, d.want, err_msg=f"-cpu {cpu} {name} {case}")
         checked += 1
@@ -105,6 +113,49 @@ def test_arm_kernels_match_reference_and_numpy(cli, tmp_path, cpu, expect):
 def _tier_lacks(tier: str, case: Case) -> bool:
     """Kernels the NEON tiers do not have (the runtime uses the reference kernel): B1 with block scales."""
     return case.fmt == "b1" and case.acc != ACC_ROW and not case.xnor
+
+
+def i8mm_cases(seed: int) -> list[Case]:
+    """Every format and scale kind the i8mm tier has a GEMM for, on random shapes: odd and block-multiple K
+    (I8: 64-column and 16-column blocks), M from 1 up (odd included), batches 2..64 (odd included), row
+    ranges that start past 0."""
+    rng = np.random.default_rng(seed)
+    kinds = [("t2", ACC_ROW, 256, False), ("t2", 1, 256, False), ("t158", ACC_ROW, 256, False), ("t158", 1, 256, False),
+             ("b1", ACC_ROW, 64, False), ("i8", ACC_ROW, 16, False), ("i8", 1, 32, False)]
+    kinds += [("q4", 1, g, z) for g in (32, 64, 128) for z in (False, True)]
+    out = []
+    for fmt, acc, block, zeros in kinds:
+        for n in (2, 3, int(rng.integers(4, 33)) | 1, 64, int(rng.integers(4, 64))):
+            rows = int(rng.choice([1, 2, 3, 7, 13, 21]))
+            cols = int(rng.choice([1, 31, 255, 256, 511, 640, 777, 1024]))
+            r0 = int(rng.integers(0, rows))
+            out.append(Case(fmt, acc, block, rows, cols, n, r0, rows, zeros))
+    return out
+
+
+def test_i8mm_gemm_bit_exact_with_reference_on_random_shapes(cli, tmp_path):
+    """The i8mm tier forced under -cpu max (SMMLA) against the reference tier run in the same process and the
+    numpy mirror; then the same records on a Cortex-A76 and A53, where the tier must refuse itself."""
+    jobs, blob = [], b""
+    for k, case in enumerate(i8mm_cases(seed=11)):
+        d = case_inputs(case, seed=500 + k)
+        jobs.append((case, d))
+        blob += record(ARM_TIERS["ref"], case, d) + record(ARM_TIERS["neon_i8mm"], case, d)
+    out, _ = run_cli(cli, "max", blob, tmp_path)
+    at = 0
+    for case, d in jobs:
+        got = {}
+        for _ in range(2):
+            name = out[at:at + NAME_BYTES].rstrip(b"\0").decode()
+            got[name.split("/")[0]] = np.frombuffer(out[at + NAME_BYTES:at + NAME_BYTES + d.acc.nbytes], d.acc.dtype)
+            at += NAME_BYTES + d.acc.nbytes
+        assert set(got) == {"ref", "neon_i8mm"}, f"{case}: kernels {set(got)}"
+        np.testing.assert_array_equal(got["neon_i8mm"], got["ref"], err_msg=str(case))
+        np.testing.assert_array_equal(got["neon_i8mm"].reshape(d.want.shape), d.want, err_msg=str(case))
+    assert at == len(out)
+    for cpu in ("cortex-a76", "cortex-a53"):
+        out, _ = run_cli(cli, cpu, record(ARM_TIERS["neon_i8mm"], *jobs[0]), tmp_path)
+        assert out[:NAME_BYTES] == bytes(NAME_BYTES), f"-cpu {cpu} offered the i8mm tier"
 
 
 GUARD = {"t2": 0.45, "q4": 0.9}  # executed instructions per weight, 1024 x 4096 mat-vec, dotprod tier
@@ -127,6 +178,27 @@ def test_dotprod_matvec_instruction_guard(cli, tmp_path, fmt):
     assert per_weight <= GUARD[fmt], f"{fmt}: {per_weight:.3f} executed instructions per weight"
 
 
+GEMM_GUARD = {"t2": 0.13, "q4": 0.22, "i8": 0.1}  # i8mm GEMM, 256 x 4096, batch 8 (dotprod: 0.17, 0.30, 0.38)
+
+
+@pytest.mark.skipif(insn_plugin() is None, reason="qemu insn plugin not built (tools/build_qemu_plugin.sh)")
+@pytest.mark.parametrize("fmt", ["t2", "q4", "i8"])
+def test_i8mm_gemm_instruction_guard(cli, tmp_path, fmt):
+    """Executed instructions per weight per activation row of the i8mm GEMM, batch 8 under -cpu max: loose
+    bounds below the dotprod GEMM's, so a silent fallback to it (or to the reference kernel) fails."""
+    acc, block = {"t2": (ACC_ROW, 256), "q4": (1, 32), "i8": (ACC_ROW, 16)}[fmt]
+    case = Case(fmt, acc, block, 256, 4096, 8, 0, 256)
+    d = case_inputs(case, seed=7)
+    rec = record(ARM_TIERS["neon_i8mm"], case, d)
+    totals = []
+    for reps in (1, 3):
+        out, err = run_cli(cli, "max", rec * reps, tmp_path, insn_plugin())
+        assert out[:NAME_BYTES].rstrip(b"\0").decode() == f"neon_i8mm/{fmt}_{'row' if acc == ACC_ROW else 'block'}_gemm"
+        totals.append(int(re.findall(r"total insns: (\d+)", err)[-1]))
+    per_weight = (totals[1] - totals[0]) / 2 / (256 * 4096 * 8)
+    assert per_weight <= GEMM_GUARD[fmt], f"{fmt}: {per_weight:.3f} executed instructions per weight per row"
+
+
 @pytest.fixture(scope="module")
 def arm_runner(cli) -> Path:
     """The aarch64 edgeq_runner, built in the kernel program's build directory (plain armv8-a + dotprod objects)."""
@@ -136,11 +208,14 @@ def arm_runner(cli) -> Path:
     return out / "edgeq_runner"
 
 
-@pytest.mark.parametrize("cpu,tier", [("cortex-a76", "neon_dotprod"), ("cortex-a53", "neon")])
-def test_arm_runtime_all_ops_bit_exact_with_reference(arm_runner, tmp_path, cpu, tier):
+@pytest.mark.parametrize("cpu,tier,batches", [("cortex-a76", "neon_dotprod", (70, 1)), ("cortex-a53", "neon", (70, 1)),
+                                              ("max", "neon_i8mm", (70, 65, 1))])
+def test_arm_runtime_all_ops_bit_exact_with_reference(arm_runner, tmp_path, cpu, tier, batches):
     """Every op, format and scale kind through the whole runtime (2 threads, a batch of 70: kernel tiles of
-    64 + 6 rows; then one sample in the same 70-sample arena, the mat-vec kernels in scratch planned for
-    the largest tile), with the tier the runtime picks by itself on each core, against the numpy executor."""
+    64 + 6 rows; on -cpu max also 65: 64 + 1, a mat-vec after an i8mm GEMM; then one sample in the same
+    70-sample arena, the mat-vec kernels in scratch planned for the largest tile), with the tier the
+    runtime picks by itself on each core (AUTO: i8mm on max, dotprod on the A76, NEON on the A53), against
+    the numpy executor. The i8mm tier runs the dotprod tier's mat-vec kernels."""
     import json
 
     import runtime_graphs as RG
@@ -148,7 +223,7 @@ def test_arm_runtime_all_ops_bit_exact_with_reference(arm_runner, tmp_path, cpu,
     from edgeq import reference
     from edgeq.blob import write_blob
 
-    for k, (fmt, kind, block, zeros), samples in ((k, c, n) for k, c in enumerate(RG.CONFIGS) for n in (70, 1)):
+    for k, (fmt, kind, block, zeros), samples in ((k, c, n) for k, c in enumerate(RG.CONFIGS) for n in batches):
         g = RG.all_ops_graph(k, fmt, kind, block, zeros)
         write_blob(g, tmp_path / "g.edgeq")
         x = np.random.default_rng(k).normal(0, 1.5, (70, 7, 6, 3)).astype(np.float32)[:samples]
@@ -161,8 +236,10 @@ def test_arm_runtime_all_ops_bit_exact_with_reference(arm_runner, tmp_path, cpu,
         report = json.loads(res.stdout)
         assert report["kernel_tier"] == tier
         kernels = [x["kernel"] for x in report["layers"]]
-        assert any(k.startswith(tier + "/") for k in kernels), kernels
-        assert all(k.startswith((tier + "/", "ref")) for k in kernels), kernels
+        sdot = ("neon_dotprod/",) if tier == "neon_i8mm" else ()
+        main_tier = "neon_dotprod" if tier == "neon_i8mm" and samples == 1 else tier
+        assert any(k.startswith(main_tier + "/") for k in kernels), kernels
+        assert all(k.startswith((tier + "/", "ref", *sdot)) for k in kernels), kernels
         want = reference.run(g, [x])
         for i, w in enumerate(want):
             w = np.asarray(w)

@@ -97,6 +97,8 @@ int eq_neon_cpu_ok(void);
 int eq_neon_dotprod_cpu_ok(void);
 /* Per format (EQ_F_*), the tier's lookup-table kernels; chosen per op by the blob's EDGEQ_OPF_LUT hint. */
 extern const eq_lut_kernels_t eq_neon_lut[EQ_N_FORMATS], eq_neon_dotprod_lut[EQ_N_FORMATS];
+extern const eq_kernel_tier_t eq_neon_i8mm_tier; /* dotprod mat-vec + SMMLA GEMM, kernels/neon/neon_i8mm.c */
+int eq_neon_i8mm_cpu_ok(void);
 #endif
 
 /* Exact IEEE half -> single conversion (the ref tier's; SIMD tiers use F16C). */

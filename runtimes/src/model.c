@@ -60,8 +60,8 @@ static edgeq_status_t prepare(const void *blob, size_t size, const edgeq_options
     }
     if (opt->threads == 0) opt->threads = 1;
     if (opt->max_batch == 0) opt->max_batch = 1;
-    if (opt->threads > MAX_THREADS || opt->max_batch > MAX_BATCH || opt->tier > EDGEQ_TIER_NEON_DOTPROD)
-        return eq_fail(diag, EDGEQ_E_ARG, "options: threads %u (1..%u), max_batch %u (1..%u), tier %u (0..5)",
+    if (opt->threads > MAX_THREADS || opt->max_batch > MAX_BATCH || opt->tier > EDGEQ_TIER_NEON_I8MM)
+        return eq_fail(diag, EDGEQ_E_ARG, "options: threads %u (1..%u), max_batch %u (1..%u), tier %u (0..6)",
                        (unsigned)opt->threads, (unsigned)MAX_THREADS, (unsigned)opt->max_batch, (unsigned)MAX_BATCH,
                        (unsigned)opt->tier);
     if (opt->require_signature > 1 || opt->has_public_key > 1)

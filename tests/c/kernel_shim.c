@@ -15,6 +15,7 @@ static const eq_kernel_tier_t *tier_by_index(int tier) {
 #if defined(__aarch64__)
     if (tier == 3 && eq_neon_cpu_ok()) return &eq_neon_tier;
     if (tier == 4 && eq_neon_dotprod_cpu_ok()) return &eq_neon_dotprod_tier;
+    if (tier == 5 && eq_neon_i8mm_cpu_ok()) return &eq_neon_i8mm_tier;
 #endif
     return NULL;
 }
