@@ -317,7 +317,8 @@ def run_runner(runner: Path, cpu: str, blob: Path, x: np.ndarray, batch: int, ou
     return [x["kernel"] for x in json.loads(res.stdout)["layers"]]
 
 
-@pytest.mark.parametrize("cpu,tier", [("cortex-a76", "neon_dotprod"), ("cortex-a53", "neon")])
+@pytest.mark.parametrize("cpu,tier", [("cortex-a76", "neon_dotprod"), ("cortex-a53", "neon"),
+                                      ("max", "neon_dotprod")])  # max: the i8mm tier, whose mat-vec is SDOT's
 def test_arm_runtime_lut_hint_bit_exact(arm_runner, tmp_path, cpu, tier):
     """Every weighted op of the T2/T158 graphs with the lookup-table hint (EDGEQ_OPF_LUT): weights repacked at
     load, the LUT kernel runs for single rows (the report names it), the dot kernels for batches -- all equal
