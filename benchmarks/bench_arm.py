@@ -40,9 +40,13 @@ CC, CXX = "aarch64-linux-gnu-gcc", "aarch64-linux-gnu-g++"
 ARM_FLAGS = ["-O3", "-mcpu=cortex-a76"]
 SHAPES = [(2560, 6912), (6912, 2560), (4096, 4096), (256, 1024)]  # (M out, K in); the last: a small layer
 EDGEQ_TIERS = {"neon": 4, "neon_dotprod": 5}  # EDGEQ_TIER_* (edgeq.h)
-# edgeq contenders: name -> (format, T2/T158 scale granularity for the packer)
-EDGEQ = {"t2 row": ("t2", "tensor"), "t2 block": ("t2", "block"), "t158 row": ("t158", "tensor"),
-         "t158 block": ("t158", "block"), "q4 g32": ("q4", None), "i8": ("i8", None), "b1": ("b1", None)}
+# edgeq contenders: name -> (format, T2/T158 scale granularity for the packer, lookup-table kernel hint)
+EDGEQ = {"t2 row": ("t2", "tensor", False), "t2 block": ("t2", "block", False), "t158 row": ("t158", "tensor", False),
+         "t158 block": ("t158", "block", False), "q4 g32": ("q4", None, False), "i8": ("i8", None, False),
+         "b1": ("b1", None, False),
+         # the lookup-table kernel (docs/kernels-arm.md): weights repacked at load, tables built in every call
+         "t2 row lut": ("t2", "tensor", True), "t2 block lut": ("t2", "block", True),
+         "t158 row lut": ("t158", "tensor", True), "t158 block lut": ("t158", "block", True)}
 # The same weights stored in LAYOUT_ROWS4 (what `edgeq pack --target rpi5` writes): the dotprod tier's rows4
 # kernels read them in place (the NEON tier would repack them to row-major at load: the rows above).
 ROWS4 = {"t2 row rows4": ("t2", "tensor"), "t2 block rows4": ("t2", "block"), "q4 g32 rows4": ("q4", None)}
@@ -110,33 +114,46 @@ def build_drivers(ggml_build: Path, arm_flags: list[str] = ARM_FLAGS) -> dict[st
     return bins
 
 
-def make_blob(M: int, K: int, fmt: str, per: str | None, tmp: Path, target: str = "") -> Path:
+def make_blob(M: int, K: int, fmt: str, per: str | None, lut: bool, tmp: Path, target: str = "") -> Path:
     """One Linear(K, M) packed in `fmt` (for `target`: rpi5 stores T2/Q4 as ROWS4); T2/T158 with per-tensor
-    (row) or per-256-block scales."""
+    (row) or per-256-block scales; `lut`: the op carries the lookup-table kernel hint (what a target's
+    [kernels] rule writes)."""
     import edgeq.packer
     from edgeq.quant import weights as W
 
-    path = tmp / f"{M}x{K}_{fmt}_{per}_{target or 'any'}.eqb"
+    path = tmp / f"{M}x{K}_{fmt}_{per}_{'lut' if lut else 'dot'}_{target or 'any'}.eqb"
     if per is None:
-        return _pack(M, K, fmt, path, target)
+        return _pack(M, K, fmt, path, lut, target)
     with mock.patch.object(edgeq.packer, "quantize_weight", lambda w, f, group=None: W.ternary_absmean(w, per, f)):
-        return _pack(M, K, fmt, path, target)
+        return _pack(M, K, fmt, path, lut, target)
 
 
-def _pack(M: int, K: int, fmt: str, path: Path, target: str) -> Path:
+def _pack(M: int, K: int, fmt: str, path: Path, lut: bool = False, target: str = "") -> Path:
     import numpy as np
     import torch
     from torch import nn
 
     import edgeq.blob
     import edgeq.packer
+    from edgeq.blob import layout as L
     from edgeq.importers.torch_export import from_module
 
     torch.manual_seed(0)
     fg = from_module(nn.Sequential(nn.Linear(K, M)), torch.zeros(1, K))
     calib = np.random.default_rng(0).standard_normal((8, K)).astype(np.float32)
-    edgeq.blob.write_blob(edgeq.packer.pack(fg, calib, edgeq.packer.Recipe(fmt), target=target), path)
+    g = edgeq.packer.pack(fg, calib, edgeq.packer.Recipe(fmt), target=target)
+    for op in g.ops:
+        if lut and op.op == L.OP_LINEAR:
+            op.flags |= L.OPF_LUT
+    edgeq.blob.write_blob(g, path)
     return path
+
+
+def lut_weight_bytes(M: int, K: int, per: str) -> int:
+    """Bytes the lookup-table kernel streams per call: its repacked weights (neon_lut.c: 16 bytes per 8 rows x
+    6 weights, 43 pairs per 256-block; fp32 scales per 8 rows and block with block scales)."""
+    tiles, blocks = -(-M // 8), -(-K // 256)
+    return tiles * blocks * (43 * 16 + (8 * 4 if per == "block" else 0))
 
 
 def count(cmd: list[str], calls: int, cpu: str = CPU) -> tuple[int, str]:
@@ -173,18 +190,18 @@ def modelled_ms(insns: float, weight_bytes: float, threads: int) -> dict:
 
 def bench_shape(M: int, K: int, bins: dict[str, Path], tmp: Path) -> list[dict]:
     rows = []
-    contenders = [(name, fmt, per, "", EDGEQ_TIERS) for name, (fmt, per) in EDGEQ.items()]
-    contenders += [(name, fmt, per, "rpi5", {"neon_dotprod": EDGEQ_TIERS["neon_dotprod"]})
+    contenders = [(name, fmt, per, lut, "", EDGEQ_TIERS) for name, (fmt, per, lut) in EDGEQ.items()]
+    contenders += [(name, fmt, per, False, "rpi5", {"neon_dotprod": EDGEQ_TIERS["neon_dotprod"]})
                    for name, (fmt, per) in ROWS4.items()]
-    for name, fmt, per, target, tiers in contenders:
-        blob = make_blob(M, K, fmt, per, tmp, target)
-        wbytes = blob.stat().st_size
+    for name, fmt, per, lut, target, tiers in contenders:
+        blob = make_blob(M, K, fmt, per, lut, tmp, target)
+        wbytes = lut_weight_bytes(M, K, per) if lut else blob.stat().st_size
         for tier, tier_id in tiers.items():
             insns, label = per_call([str(bins["edgeq"]), str(blob), "1", "1", str(tier_id)])
             kernel = label.split(",")[-1]
-            if not kernel.startswith(tier + "/") or (target and "_rows4_" not in kernel):
+            if not kernel.startswith(tier + "/") or lut != ("_lut_" in kernel) or bool(target) != ("_rows4_" in kernel):
                 raise RuntimeError(f"edgeq {name} {tier}: the runtime ran {label}, not the {tier} tier's "
-                                   f"{'rows4 ' if target else ''}kernel")
+                                   f"{'lookup-table' if lut else 'rows4' if target else 'dot'} kernel")
             rows.append({"who": "edgeq", "name": f"{tier} {name}", "fmt": fmt, "kernel": label, "insns": insns,
                          "weight_bytes": wbytes})
     for t in GGML:
@@ -240,8 +257,8 @@ def gemm_modelled_ms(insns: float, weight_bytes: float) -> dict:
 def bench_gemm_shape(M: int, K: int, batches: list[int], bins: dict[str, Path], tmp: Path) -> list[dict]:
     """Per batch: every edgeq format on the dotprod and the i8mm tier (forced), then ggml, under -cpu max."""
     rows = []
-    blobs = {name: make_blob(M, K, fmt, per, tmp) for name, (fmt, per) in GEMM_EDGEQ.items()}
-    tiled = {name: make_blob(M, K, fmt, per, tmp, "rpi5") for name, (fmt, per) in ROWS4.items()}
+    blobs = {name: make_blob(M, K, fmt, per, False, tmp) for name, (fmt, per, _) in GEMM_EDGEQ.items()}
+    tiled = {name: make_blob(M, K, fmt, per, False, tmp, "rpi5") for name, (fmt, per) in ROWS4.items()}
     for n in batches:
         for name, (fmt, _) in ROWS4.items():  # rows4 weights: the dotprod tier's rows4 GEMM (i8mm would repack)
             insns, label = per_call([str(bins["edgeq"]), str(tiled[name]), "1", str(n),
@@ -251,7 +268,7 @@ def bench_gemm_shape(M: int, K: int, batches: list[int], bins: dict[str, Path], 
                 raise RuntimeError(f"edgeq {name} batch {n}: the runtime ran {label}, not the rows4 GEMM")
             rows.append({"who": "edgeq", "name": f"neon_dotprod {name}", "fmt": fmt, "kernel": label, "insns": insns,
                          "weight_bytes": tiled[name].stat().st_size, "N": n})
-        for name, (fmt, _) in GEMM_EDGEQ.items():
+        for name, (fmt, _, _) in GEMM_EDGEQ.items():
             for tier, tier_id in GEMM_TIERS.items():
                 insns, label = per_call([str(bins["edgeq"]), str(blobs[name]), "1", str(n), str(tier_id)], GEMM_CPU)
                 kernel = label.split(",")[-1]

@@ -78,6 +78,11 @@ def _write_imported(graph: Graph, model: Path, fmt: str | None, calib: Path | No
 
         get_target(target)  # an unknown target is an error here too
     graph.target = target
+    from edgeq.packer import set_kernel_hints
+
+    kernels = set_kernel_hints(graph, target)
+    if kernels:
+        graph.metadata["kernels"] = kernels
     apply_target_layout(graph, target)
     if preprocess:
         graph.metadata["preprocess"] = preprocess_metadata(preprocess, graph.tensors[graph.inputs[0]].shape)

@@ -55,13 +55,13 @@ def record(tier: int, case: Case, d) -> bytes:
 
 
 def record_rows4(tier: int, case: Case, d) -> bytes:
-    """A kernel_cli record of the same weights stored in LAYOUT_ROWS4 (kind 2): the tier's rows4 kernels."""
+    """A kernel_cli record of the same weights stored in LAYOUT_ROWS4 (kind 3): the tier's rows4 kernels."""
     p = d.p
     codes = to_rows4(np.ascontiguousarray(p.codes), 4)
     scales = to_rows4(np.ascontiguousarray(d.scales), 1) if case.acc != ACC_ROW else d.scales
     zeros = b"" if p.zeros is None else to_rows4(np.ascontiguousarray(p.zeros), 1).tobytes()
     x, acc = np.ascontiguousarray(d.x).tobytes(), d.acc.tobytes()
-    head = struct.pack("<15i", 2, tier, FMT_INDEX[case.fmt], case.acc, case.block, case.rows, case.cols,
+    head = struct.pack("<15i", 3, tier, FMT_INDEX[case.fmt], case.acc, case.block, case.rows, case.cols,
                        p.codes.shape[1], case.n, case.r0, case.r1, len(zeros), scales.nbytes, len(x), len(acc))
     return head + codes.tobytes() + scales.tobytes() + zeros + x + acc
 
@@ -189,8 +189,6 @@ def test_i8mm_gemm_bit_exact_with_reference_on_random_shapes(cli, tmp_path):
         assert out[:NAME_BYTES] == bytes(NAME_BYTES), f"-cpu {cpu} offered the i8mm tier"
 
 
-
-
 @pytest.mark.parametrize("cpu,has_rows4", [("cortex-a76", True), ("cortex-a53", False), ("max", True)])
 def test_rows4_kernels_match_reference(cli, tmp_path, cpu, has_rows4):
     """The dotprod tier's ROWS4 kernels give the row-major reference's bits; no other tier offers them (the
@@ -312,6 +310,127 @@ def test_arm_runtime_all_ops_bit_exact_with_reference(arm_runner, tmp_path, cpu,
                 np.testing.assert_allclose(got, w, rtol=0, atol=1e-6)
             else:
                 np.testing.assert_array_equal(got, w, err_msg=f"{cpu} {fmt} kind {kind} batch {samples} output {i}")
+
+
+def ternary_inputs(case: Case, seed: int):
+    """case_inputs with every T2 code 3 (value 2, which no packer writes) turned into 2: the weights the
+    lookup-table kernel accepts (T158 bytes always decode to trits)."""
+    from kernel_cases import expected
+
+    d = case_inputs(case, seed)
+    if case.fmt == "t2":
+        both = d.p.codes & (d.p.codes >> 1) & 0x55
+        d.p.codes[...] = d.p.codes ^ both
+        d.want = expected(d.p, d.x)
+        d.want[:, : case.r0] = -7
+    return d
+
+
+def lut_cases() -> list[Case]:
+    """T2/T158 x row/block scales, odd K (1 .. 3 blocks + a partial one), M = 1 .. 65, rows [r0, r1) not
+    multiples of the kernel's 8-row tiles."""
+    rng = np.random.default_rng(11)
+    picked = []
+    for fmt in ("t2", "t158"):
+        for acc in (ACC_ROW, 1):
+            for rows in (1, 7, 8, 19, 33, 65):
+                cols = int(rng.choice([1, 3, 100, 255, 257, 513, 777]))
+                r0 = int(rng.integers(0, rows))
+                picked.append(Case(fmt, acc, 256, rows, cols, 1, r0, rows))
+    return picked
+
+
+@pytest.mark.parametrize("cpu", ["cortex-a76", "cortex-a53"])
+def test_arm_lut_matvec_matches_reference(cli, tmp_path, cpu):
+    """The lookup-table kernel of each NEON tier (pack + table build + lookups) against the numpy mirror; the
+    dotprod tier's only on cortex-a76. T2 code 3 makes pack() refuse (the runtime then keeps SDOT)."""
+    tiers = {"neon": 3} | ({"neon_dotprod": 4} if cpu == "cortex-a76" else {})
+    jobs, blob = [], b""
+    for k, case in enumerate(lut_cases()):
+        d = ternary_inputs(case, seed=200 + k)
+        for tier, index in tiers.items():
+            jobs.append((tier, case, d))
+            blob += struct.pack("<i", 2) + record(index, case, d)[4:]
+    raw = case_inputs(Case("t2", ACC_ROW, 256, 9, 300, 1, 0, 9), seed=5)  # random bits: codes 3 present
+    assert (raw.p.codes & (raw.p.codes >> 1) & 0x55).any()
+    blob += struct.pack("<i", 2) + record(3, Case("t2", ACC_ROW, 256, 9, 300, 1, 0, 9), raw)[4:]
+    out, _ = run_cli(cli, cpu, blob, tmp_path)
+    at = 0
+    for tier, case, d in jobs:
+        name = out[at:at + NAME_BYTES].rstrip(b"\0").decode()
+        at += NAME_BYTES
+        got = np.frombuffer(out[at:at + d.acc.nbytes], d.acc.dtype).reshape(d.acc.shape)
+        at += d.acc.nbytes
+        kind = "row" if case.acc == ACC_ROW else "block"
+        assert name == f"{tier}/{case.fmt}_lut_{kind}_matvec", name
+        np.testing.assert_array_equal(got, d.want, err_msg=f"-cpu {cpu} {name} {case}")
+    assert out[at:at + NAME_BYTES].rstrip(b"\0") == b"", "pack() must refuse T2 code 3"
+
+
+def run_runner(runner: Path, cpu: str, blob: Path, x: np.ndarray, batch: int, out: Path) -> list[str]:
+    """Runs the aarch64 edgeq_runner on `x`; returns the kernel each op reported."""
+    import json
+
+    (out / "x.bin").write_bytes(x.tobytes())
+    res = subprocess.run(["qemu-aarch64", "-cpu", cpu, str(runner), str(blob), "--input", str(out / "x.bin"),
+                          "--batch", str(batch), "--outputs", str(out), "--threads", "2", "--runs", "1", "--warmup",
+                          "0", "--no-tests"], capture_output=True, text=True, timeout=600, check=False)
+    assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
+    return [x["kernel"] for x in json.loads(res.stdout)["layers"]]
+
+
+@pytest.mark.parametrize("cpu,tier", [("cortex-a76", "neon_dotprod"), ("cortex-a53", "neon"),
+                                      ("max", "neon_dotprod")])  # max: the i8mm tier, whose mat-vec is SDOT's
+def test_arm_runtime_lut_hint_bit_exact(arm_runner, tmp_path, cpu, tier):
+    """Every weighted op of the T2/T158 graphs with the lookup-table hint (EDGEQ_OPF_LUT): weights repacked at
+    load, the LUT kernel runs for single rows (the report names it), the dot kernels for batches -- all equal
+    to the numpy executor. The same runner binary runs the hint-free blobs with its dot kernels."""
+    import runtime_graphs as RG
+
+    from edgeq import reference
+    from edgeq.blob import write_blob
+
+    for k, (fmt, kind, block, zeros) in enumerate(RG.CONFIGS):
+        if fmt not in ("t2", "t158"):
+            continue
+        g = RG.all_ops_graph(k, fmt, kind, block, zeros)
+        weighted = [op for op in g.ops if op.op in (RG.L.OP_LINEAR, RG.L.OP_CONV2D, RG.L.OP_DWCONV2D)]
+        for op in weighted:
+            op.flags = RG.L.OPF_LUT
+        write_blob(g, tmp_path / "g.edgeq")
+        for samples in (1, 3):
+            x = np.random.default_rng(k).normal(0, 1.5, (samples, 7, 6, 3)).astype(np.float32)
+            kernels = run_runner(arm_runner, cpu, tmp_path / "g.edgeq", x, samples, tmp_path)
+            lut = [kn for kn in kernels if "_lut_" in kn]
+            assert all(kn.startswith((f"{tier}/t2_lut_", f"{tier}/t158_lut_")) for kn in lut), kernels
+            assert bool(lut) == (samples == 1), kernels  # batch 1 LINEAR: one activation row
+            for i, w in enumerate(reference.run(g, [x])):
+                w = np.asarray(w)
+                got = np.frombuffer((tmp_path / f"out{i}.bin").read_bytes(), w.dtype).reshape(w.shape)
+                if i == 0 and g.ops[-1].op == RG.L.OP_SOFTMAX:
+                    np.testing.assert_allclose(got, w, rtol=0, atol=1e-6)
+                else:
+                    np.testing.assert_array_equal(got, w, err_msg=f"{cpu} {fmt} kind {kind} batch {samples}")
+
+
+LUT_GUARD = 0.2  # executed instructions per weight, 1024 x 4096, lookups + table build (measured ~0.15)
+
+
+@pytest.mark.skipif(insn_plugin() is None, reason="qemu insn plugin not built (tools/build_qemu_plugin.sh)")
+def test_lut_matvec_instruction_guard(cli, tmp_path):
+    """The lookup-table kernel per call (tables + lookups; the load-time pack cancels: 1 vs 3 calls after
+    one pack), on the ARMv8.0 tier -- it needs no SDOT, so the A53-class tier gets the same count."""
+    case = Case("t158", 1, 256, 1024, 4096, 1, 0, 1024)
+    d = ternary_inputs(case, seed=7)
+    totals = []
+    for calls in (1, 3):
+        rec = record(ARM_TIERS["neon"], case, d)
+        rec = struct.pack("<i", 2) + rec[4:32] + struct.pack("<i", calls) + rec[36:]  # header[8]: calls
+        out, err = run_cli(cli, "cortex-a53", rec, tmp_path, insn_plugin())
+        assert out[:NAME_BYTES].rstrip(b"\0").decode() == "neon/t158_lut_block_matvec"
+        totals.append(int(re.findall(r"total insns: (\d+)", err)[-1]))
+    per_weight = (totals[1] - totals[0]) / 2 / (1024 * 4096)
+    assert per_weight <= LUT_GUARD, f"lookup-table kernel: {per_weight:.3f} executed instructions per weight"
 
 
 @pytest.mark.parametrize("cpu,tier", [("cortex-a76", "neon_dotprod"), ("cortex-a53", "neon")])

@@ -232,10 +232,12 @@ def _graph(view: memoryview, sec: L.edgeq_section_t, n_tensors: int) -> tuple[li
             raise BlobError(f"op {k}: unknown op id {rec.op}")
         if rec.n_inputs > L.OP_MAX_INPUTS or rec.n_outputs > L.OP_MAX_OUTPUTS or rec.n_outputs == 0:
             raise BlobError(f"op {k} ({L.OP_NAMES[rec.op]}): bad input/output count")
+        if rec.flags & ~L.OPF_ALL:
+            raise BlobError(f"op {k} ({L.OP_NAMES[rec.op]}): unknown flags {rec.flags & ~L.OPF_ALL:#x}")
         ins = [rec.inputs[i] if rec.inputs[i] < 0 else index(rec.inputs[i], f"op {k} input {i}")
                for i in range(rec.n_inputs)]
         outs = [index(rec.outputs[i], f"op {k} output {i}") for i in range(rec.n_outputs)]
-        ops.append(Op(rec.op, ins, outs, list(rec.attrs)))
+        ops.append(Op(rec.op, ins, outs, list(rec.attrs), rec.flags))
     return ops, inputs, outputs
 
 

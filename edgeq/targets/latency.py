@@ -39,6 +39,9 @@ GGML_A76 = "DESIGN §6: qemu-aarch64 -cpu cortex-a76 insn plugin, gcc 12 -O2 -mc
 EDGEQ_A76 = ("emulated: benchmarks/bench_arm.py (results/bench_arm-e93f9ee.json), qemu-aarch64 -cpu cortex-a76 insn "
              "plugin, gcc 12 -O3 -mcpu=cortex-a76, 4096x4096 edgeq_run incl. the quantize op")
 EDGEQ_A76_ROWS4 = EDGEQ_A76.replace("bench_arm-e93f9ee.json", "bench_arm-190a8e9.json")
+EDGEQ_LUT_A76 = ("emulated: benchmarks/bench_arm.py (results/bench_arm-cfac256.json), as above, row scales, "
+                 "table build included")
+LUT_BITS_PER_WEIGHT = 43 * 16 * 8 / (8 * 256)  # neon_lut.c: 16 bytes per 8 rows x 6 weights, 43 pairs per block
 KERNEL_COSTS: dict[str, KernelCost] = {
     # Peers, measured (the only measured figures so far).
     "ggml/tq2_0": KernelCost(0.34, "peer-measured", GGML_A76),
@@ -59,6 +62,9 @@ KERNEL_COSTS: dict[str, KernelCost] = {
     **{f"neon/{f}_matvec": KernelCost(c, "emulated", EDGEQ_A76)
        for f, c in {"t2": 0.374, "t158": 0.587, "q4": 0.556, "i8": 0.383, "b1": 0.391}.items()},
     "neon/b1_xnor_matvec": KernelCost(0.05, "estimate", "estimate: EOR + CNT + ADALP per 128 weights"),
+    # Lookup-table ternary mat-vec (both tiers run the same code; ops whose blob hint asks for it).
+    **{f"{tier}/{f}_lut_matvec": KernelCost(0.148, "emulated", EDGEQ_LUT_A76)
+       for tier in ("neon", "neon_dotprod") for f in ("t2", "t158")},
     # x86 AVX2 tier: placeholders until `edgeq bench` (C runtime issue) measures them.
     **{f"avx2/{f}_matvec": KernelCost(c, "placeholder", "placeholder: half the NEON dotprod figure (256-bit vs "
                                                           "128-bit vectors) until edgeq bench measures it")
@@ -203,8 +209,12 @@ def graph_layers(target: Target, graph: Graph) -> tuple[list[Layer], int, int]:
         n = 1
         for s in y.shape[:-1]:
             n *= s
-        stored = w.packed.codes.nbytes + w.packed.scales.nbytes
-        layers.append(Layer(f"{k}_{op.name}", rows, cols, kernel, stored * 8 / (rows * cols), n, act))
+        bits = (w.packed.codes.nbytes + w.packed.scales.nbytes) * 8 / (rows * cols)
+        lut = f"{kernel.split('/')[0]}/{fmt}_lut_matvec"
+        if op.flags & L.OPF_LUT and n == 1 and lut in KERNEL_COSTS:  # the runtime repacks at load and runs it
+            kernel = lut
+            bits = LUT_BITS_PER_WEIGHT + (32 / w.packed.block if w.packed.scale_kind == F.SCALE_BLOCK else 0)
+        layers.append(Layer(f"{k}_{op.name}", rows, cols, kernel, bits, n, act))
     return layers, other_ops, other_bytes
 
 

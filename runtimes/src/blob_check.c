@@ -212,6 +212,7 @@ void eq_weights(const eq_blob_t *b, uint32_t t, eq_weights_t *w) {
     w->scales = payload + r->scales_at;
     w->zeros = r->zeros_at ? payload + r->zeros_at : NULL;
     w->layout = r->layout;
+    w->packed = NULL;
 }
 
 /* A packed weight: codes, scales (and Q4 zero points) regions exactly as docs/formats.md. */

@@ -48,3 +48,14 @@ const eq_dot_kernel_t *eq_dot_kernel(const eq_kernel_tier_t *tier, const eq_weig
     const eq_dot_kernel_t *k = &eq_format_kernels(tier, w)->dot[w->acc_kind][n > 1];
     return k->fn ? k : &eq_ref_tier.fmt[w->format].dot[w->acc_kind][n > 1];
 }
+
+const eq_lut_kernels_t *eq_lut_kernels(const eq_kernel_tier_t *tier, int fmt) {
+    const eq_lut_kernels_t *k = NULL;
+#if defined(__aarch64__)
+    if (tier == &eq_neon_tier) k = &eq_neon_lut[fmt];
+    if (tier == &eq_neon_dotprod_tier || tier == &eq_neon_i8mm_tier) k = &eq_neon_dotprod_lut[fmt]; /* i8mm: SDOT mat-vec */
+#endif
+    (void)tier;
+    (void)fmt;
+    return k && k->pack_bytes ? k : NULL;
+}

@@ -89,6 +89,8 @@ edgeq_status_t eq_select_tier(uint32_t requested, const eq_kernel_tier_t **tier,
 /* The kernels that run weights w: the tier's for w's layout, or ref's where the tier has none (row-major
  * only: every tier with rows4 kernels has all its format's scale kinds). */
 const eq_dot_kernel_t *eq_dot_kernel(const eq_kernel_tier_t *tier, const eq_weights_t *w, int n);
+/* The tier's lookup-table kernels for a format, or NULL. */
+const eq_lut_kernels_t *eq_lut_kernels(const eq_kernel_tier_t *tier, int fmt);
 
 /* ---- the model, laid out at the start of its arena -------------------- */
 struct edgeq_model {
@@ -99,6 +101,7 @@ struct edgeq_model {
     size_t *op_scratch;      /* [n_ops] scratch offset in act, EQ_NONE if none */
     uint64_t *op_ticks;      /* [n_ops] */
     const char **op_kernel;  /* [n_ops] */
+    const void **op_packed;  /* [n_ops] weights repacked at load for a lookup-table kernel, or NULL */
     eq_pool_t *pool;
     uint8_t *act;            /* activations and scratch */
     size_t *weight_offset;   /* [n_tensors] offset of a repacked weight in `weights`, EQ_NONE: used in place */
@@ -116,6 +119,10 @@ edgeq_status_t eq_run_op(edgeq_model_t *m, uint32_t k);
 edgeq_status_t eq_run_matmul(edgeq_model_t *m, const edgeq_op_t *op, uint8_t *scratch, const char **kernel);
 size_t eq_matmul_scratch_bytes(const eq_blob_t *b, const edgeq_op_t *op, uint32_t max_batch,
                                const eq_kernel_tier_t *tier);
+/* Weights a lookup-table kernel wants repacked at load (the op's EDGEQ_OPF_LUT hint, the tier has the kernel):
+ * their bytes (0: none), and the repack (0: the weights are not ternary, the op keeps the dot kernel). */
+size_t eq_matmul_packed_bytes(const eq_blob_t *b, const edgeq_op_t *op, const eq_kernel_tier_t *tier);
+int eq_matmul_pack(const edgeq_model_t *m, const edgeq_op_t *op, void *out);
 void *eq_tensor_data(const edgeq_model_t *m, int32_t t);
 int32_t eq_mbqm(int32_t x, int32_t multiplier, int32_t shift);
 /* Ops run by matmul.c: the weighted ones. */

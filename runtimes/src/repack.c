@@ -1,7 +1,7 @@
 /*
  * Load-time weight repacking. A weight whose stored layout the selected tier cannot read (a ROWS4 blob on
- * a tier without rows4 kernels: x86, the ARMv8.0 NEON tier, ref, Cortex-M; or a weight of an op that
- * only the reference decoder runs) is copied once, at
+ * a tier without rows4 kernels: x86, the ARMv8.0 NEON tier, the i8mm tier, ref, Cortex-M; or a weight that
+ * a row-major reader decodes: the reference GGML-block path, a lookup-table kernel's pack) is copied once, at
  * edgeq_create, into the arena in canonical row-major form: codes, block scales and zero points (row
  * scales are layout-free and stay in the blob). The blob itself is never written (it may be mmap'd or in
  * flash). Weights the tier reads as stored are used in place: a row-major blob on a dotprod core runs the
@@ -11,15 +11,17 @@
 
 #include "internal.h"
 
-/* A LINEAR_DYN in a GGML activation-block mode decodes its weight rows with the reference decoder
- * (matmul.c, llama.cpp parity), which reads row-major only. */
-static int decoded_by_reference(const eq_blob_t *b, uint32_t t) {
+/* Weights another reader decodes row by row, whatever the tier's dot kernels read: a LINEAR_DYN in a GGML
+ * activation-block mode (the reference decoder, llama.cpp parity) and an op with the lookup-table hint on
+ * a tier that has lookup-table kernels for the format (their pack() reads row-major codes). */
+static int read_row_major(const eq_blob_t *b, const eq_kernel_tier_t *tier, uint32_t t) {
+    const int fmt = eq_kernel_format(b->tensors[t].format);
     uint32_t k;
     for (k = 0; k < b->n_ops; k++) {
         const edgeq_op_t *op = &b->ops[k];
-        if (op->op == EDGEQ_OP_LINEAR_DYN && op->inputs[1] == (int32_t)t &&
-            op->attrs[EDGEQ_ATTR_ACT_QUANT] != EDGEQ_ACT_ABSMAX_ROW)
-            return 1;
+        if (!eq_is_matmul(op->op) || op->inputs[1] != (int32_t)t) continue;
+        if (op->op == EDGEQ_OP_LINEAR_DYN && op->attrs[EDGEQ_ATTR_ACT_QUANT] != EDGEQ_ACT_ABSMAX_ROW) return 1;
+        if ((op->flags & EDGEQ_OPF_LUT) && fmt >= 0 && eq_lut_kernels(tier, fmt)) return 1;
     }
     return 0;
 }
@@ -27,7 +29,7 @@ static int decoded_by_reference(const eq_blob_t *b, uint32_t t) {
 int eq_needs_repack(const eq_blob_t *b, const eq_kernel_tier_t *tier, uint32_t t) {
     const edgeq_tensor_t *r = &b->tensors[t];
     return r->layout == EDGEQ_LAYOUT_ROWS4 &&
-           (!eq_rows4_kernels(tier, eq_kernel_format(r->format)) || decoded_by_reference(b, t));
+           (!eq_rows4_kernels(tier, eq_kernel_format(r->format)) || read_row_major(b, tier, t));
 }
 
 typedef struct {

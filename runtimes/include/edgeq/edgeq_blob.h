@@ -192,6 +192,11 @@ typedef struct {
 } edgeq_op_t;
 EDGEQ_STATIC_ASSERT(sizeof(edgeq_op_t) == 104, op_104);
 
+/* op.flags: kernel hints the packer writes from the target's [kernels] rules. A hint never changes
+ * results (every kernel is bit-exact with the reference); a runtime without that kernel ignores it. */
+#define EDGEQ_OPF_LUT 0x1u /* LINEAR/CONV2D/DWCONV2D/LINEAR_DYN, T2/T158 weights: lookup-table mat-vec */
+#define EDGEQ_OPF_ALL 0x1u /* every defined bit; others are refused */
+
 /* Ops. Activations are NHWC / [N, features]. Inputs of LINEAR, CONV2D and
  * DWCONV2D: 0 x, 1 weight, 2 bias (I32 for SCALE_ROW weights, F32 for
  * SCALE_BLOCK), 3 requant multiplier (I32 Q31 per row; F32 per row for

@@ -138,10 +138,18 @@ DECLARE(EQ_ARM(b1_row_matvec))
 DECLARE(EQ_ARM(b1_row_gemm))
 DECLARE(EQ_ARM(q4_block_matvec))
 DECLARE(EQ_ARM(q4_block_gemm))
+DECLARE(EQ_ARM(lut_matvec))
+size_t EQ_ARM(lut_pack_bytes)(const eq_weights_t *w);
+int EQ_ARM(lut_pack)(const eq_weights_t *w, void *out);
+size_t EQ_ARM(lut_prep_bytes)(const eq_weights_t *w, int n);
+void EQ_ARM(lut_prep)(const eq_weights_t *w, const int8_t *x, size_t stride, int n, void *prep);
 
 #define K(fn) {EQ_ARM_TIER "/" #fn, EQ_ARM(fn)}
 #define KS(name, fn) {EQ_ARM_TIER "/" name, fn}
 #define NONE {NULL, NULL}
+#define LUT(fmt)                                                                                              \
+    {EQ_ARM(lut_pack_bytes), EQ_ARM(lut_pack), EQ_ARM(lut_prep_bytes), EQ_ARM(lut_prep),                       \
+     {KS(fmt "_lut_row_matvec", EQ_ARM(lut_matvec)), KS(fmt "_lut_block_matvec", EQ_ARM(lut_matvec))}}
 
 const eq_kernel_tier_t EQ_ARM(tier) = {
     EQ_ARM_TIER,
@@ -157,6 +165,9 @@ const eq_kernel_tier_t EQ_ARM(tier) = {
                       {KS("i8_block_matvec", EQ_ARM(i8_block)), KS("i8_block_gemm", EQ_ARM(i8_block))}}, NULL, NULL},
     },
 };
+
+#define NO_LUT {NULL, NULL, NULL, NULL, {NONE, NONE}}
+const eq_lut_kernels_t EQ_ARM(lut)[EQ_N_FORMATS] = {LUT("t2"), LUT("t158"), NO_LUT, NO_LUT, NO_LUT};
 
 int EQ_ARM(cpu_ok)(void) {
 #if defined(EDGEQ_FREESTANDING)
