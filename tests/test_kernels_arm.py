@@ -468,3 +468,31 @@ def test_arm_runtime_rows4_blob_bit_exact(arm_runner, tmp_path, cpu, tier):
                     np.testing.assert_allclose(got, w, rtol=0, atol=1e-6)
                 else:
                     np.testing.assert_array_equal(got, w, err_msg=f"{cpu} {fmt} kind {kind} batch {samples} output {i}")
+
+
+def test_arm_runtime_rows4_blob_with_lut_hint_bit_exact(arm_runner, tmp_path):
+    """ROWS4 T2 weights of ops hinted to the lookup-table kernel: the runtime makes them row-major before the
+    LUT pack (which reads row-major codes), so one-row calls run the LUT kernel and give the numpy bits."""
+    import runtime_graphs as RG
+
+    from edgeq import reference
+    from edgeq.blob import write_blob
+
+    for k, (fmt, kind, block, zeros) in enumerate(RG.CONFIGS):
+        if fmt != "t2":
+            continue
+        g = RG.all_ops_graph(60 + k, fmt, kind, block, zeros)
+        for op in g.ops:
+            if op.op in (RG.L.OP_LINEAR, RG.L.OP_CONV2D, RG.L.OP_DWCONV2D):
+                op.flags = RG.L.OPF_LUT
+        write_blob(RG.with_rows4(g), tmp_path / "g.edgeq")
+        x = np.random.default_rng(k).normal(0, 1.5, (1, 7, 6, 3)).astype(np.float32)
+        kernels = run_runner(arm_runner, "cortex-a76", tmp_path / "g.edgeq", x, 1, tmp_path)
+        assert any("_lut_" in kn for kn in kernels), kernels
+        for i, w in enumerate(reference.run(g, [x])):
+            w = np.asarray(w)
+            got = np.frombuffer((tmp_path / f"out{i}.bin").read_bytes(), w.dtype).reshape(w.shape)
+            if i == 0 and g.ops[-1].op == RG.L.OP_SOFTMAX:
+                np.testing.assert_allclose(got, w, rtol=0, atol=1e-6)
+            else:
+                np.testing.assert_array_equal(got, w, err_msg=f"t2 kind {kind} output {i}")

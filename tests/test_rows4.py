@@ -156,3 +156,16 @@ def test_latency_model_uses_the_rows4_kernels_where_the_packer_writes_them():
     assert rpi5["t2"] == "neon_dotprod/t2_rows4_matvec" and rpi5["q4"] == "neon_dotprod/q4_rows4_matvec"
     assert rpi5["t158"] == "neon_dotprod/t158_matvec" and rpi4["t2"] == "neon/t2_matvec"
     assert kernel_cost(rpi5["t2"]).insn_per_weight < kernel_cost("neon_dotprod/t2_matvec").insn_per_weight
+
+
+def test_packer_leaves_lut_hinted_weights_row_major():
+    """The lookup-table kernel packs from row-major codes: the packer keeps those weights row-major for rpi5."""
+    from edgeq.packer import apply_target_layout
+
+    g = RG.all_ops_graph(4, "t2", F.SCALE_ROW)
+    hinted = next(op for op in g.ops if op.op == L.OP_LINEAR)
+    hinted.flags = L.OPF_LUT
+    apply_target_layout(g, "rpi5")
+    layouts = {i: t.packed.layout for i, t in enumerate(g.tensors) if t.packed is not None}
+    assert layouts[hinted.inputs[1]] == F.LAYOUT_ROW_MAJOR
+    assert F.LAYOUT_ROWS4 in layouts.values()
