@@ -17,6 +17,7 @@ from edgeq.blob.writer import atomic_write
 from edgeq.errors import EdgeqError
 from edgeq.formats import FORMATS
 from edgeq.formats import ids as F
+from edgeq.formats.packed import LAYOUT_NAMES
 from edgeq.graph import Graph
 
 PLAIN_NAMES = {F.FMT_F32: "f32", F.FMT_F16: "f16", F.FMT_I32: "i32", F.FMT_I8: "i8", F.FMT_U8: "u8"}
@@ -67,6 +68,8 @@ def load_model(path: Path):
 def _write_imported(graph: Graph, model: Path, fmt: str | None, calib: Path | None, target: str,
                     output: Path, preprocess: str | None) -> None:
     """Writes a model that arrives quantized (.gguf, .tflite) as imported: no recipe, no calibration."""
+    from edgeq.packer import apply_target_layout
+
     if fmt or calib:
         raise EdgeqError(f"{model}: -f/--format and --calib do not apply to {model.suffix} models, whose "
                          "weights and activation parameters are already quantized")
@@ -75,6 +78,12 @@ def _write_imported(graph: Graph, model: Path, fmt: str | None, calib: Path | No
 
         get_target(target)  # an unknown target is an error here too
     graph.target = target
+    from edgeq.packer import set_kernel_hints
+
+    kernels = set_kernel_hints(graph, target)
+    if kernels:
+        graph.metadata["kernels"] = kernels
+    apply_target_layout(graph, target)
     if preprocess:
         graph.metadata["preprocess"] = preprocess_metadata(preprocess, graph.tensors[graph.inputs[0]].shape)
     size = write_blob(graph, output)
@@ -185,8 +194,8 @@ def blob_summary(blob) -> dict:
     for rec, t in zip(blob.records, blob.graph.tensors):
         if not t.is_const:
             continue
-        entry = {"name": t.name, "format": format_name(t.format), "layout": rec.layout, "shape": list(t.shape),
-                 "bytes": int(rec.data_size)}
+        entry = {"name": t.name, "format": format_name(t.format), "layout": LAYOUT_NAMES[rec.layout],
+                 "shape": list(t.shape), "bytes": int(rec.data_size)}
         if t.packed is not None:
             count = t.shape[0] * t.shape[1]
             entry["bits_per_weight"] = round(rec.data_size * 8 / count, 4)
@@ -216,7 +225,7 @@ def inspect(blob: Path, as_json: bool) -> None:
     for col in ("tensor", "format", "layout", "shape", "bytes", "bits/weight"):
         table.add_column(col, justify="right" if col in ("bytes", "bits/weight") else "left")
     for t in info["tensors"]:
-        table.add_row(t["name"], t["format"], str(t["layout"]), "x".join(map(str, t["shape"])), str(t["bytes"]),
+        table.add_row(t["name"], t["format"], t["layout"], "x".join(map(str, t["shape"])), str(t["bytes"]),
                       f"{t['bits_per_weight']:.3f}" if "bits_per_weight" in t else "")
     console.print(table)
     w = info["weights"]

@@ -47,6 +47,7 @@ class Op:
     inputs: list[int]
     outputs: list[int]
     attrs: list[int] = field(default_factory=lambda: [0] * L.OP_MAX_ATTRS)
+    flags: int = 0  # OPF_* kernel hints (edgeq/targets/kernel_rules.py)
 
     @property
     def name(self) -> str:

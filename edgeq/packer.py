@@ -289,6 +289,35 @@ def replace_tests(g: Graph, x: np.ndarray, labels: np.ndarray | None = None) -> 
     bundle_tests(g, x, labels)
 
 
+def apply_target_layout(g: Graph, target: str) -> None:
+    """Stores the weights in the layout the target's file asks for (`layout = "rows4"`: T2 and Q4 weights
+    interleaved for the dotprod kernels; other formats have no tiled layout and stay row-major, and so do
+    the weights of ops hinted to the lookup-table kernel, whose packing reads row-major)."""
+    if not target:
+        return
+    from edgeq.formats.packed import ROWS4_FORMATS
+    from edgeq.targets.registry import LAYOUTS, get_target
+
+    layout = LAYOUTS[get_target(target).layout]
+    if layout != F.LAYOUT_ROWS4:
+        return
+    lut = {op.inputs[1] for op in g.ops if op.flags & L.OPF_LUT and len(op.inputs) > 1}
+    for i, t in enumerate(g.tensors):
+        if t.packed is not None and t.packed.format in ROWS4_FORMATS and i not in lut:
+            t.packed = t.packed.with_layout(layout)
+
+
+def set_kernel_hints(g: Graph, target: str) -> dict[str, str]:
+    """Per weighted op, the kernel the target's [kernels] rules choose, written as op flags; {} without rules."""
+    if not target:
+        return {}
+    from edgeq.targets import kernel_rules
+    from edgeq.targets.registry import get_target
+
+    rules = kernel_rules.target_rules(get_target(target))
+    return kernel_rules.apply(g, rules) if rules else {}
+
+
 def pack(fg: FloatGraph, calib: np.ndarray, recipe: Recipe, *, target: str = "", tests: np.ndarray | None = None,
          labels: np.ndarray | None = None, metadata: dict | None = None,
          progress: Callable[[str], None] | None = None) -> Graph:
@@ -300,11 +329,14 @@ def pack(fg: FloatGraph, calib: np.ndarray, recipe: Recipe, *, target: str = "",
     low = _Lowering(fg, ranges, recipe, progress)
     g = low.lower()
     g.target = target
+    kernels = set_kernel_hints(g, target)
+    apply_target_layout(g, target)
     g.metadata = {
         "model": fg.source,
         "recipe": {"format": recipe.format, "group": recipe.group, "layers": low.layer_formats,
                    "activations": "int8 static per-tensor (min/max)", "calibration_samples": len(calib)},
         "input_layout": "NHWC" if len(fg.input_shape) == 4 else "NF",
+        **({"kernels": kernels} if kernels else {}),
         **(metadata or {}),
     }
     if tests is not None:

@@ -28,7 +28,7 @@ from edgeq.errors import BlobError, BuildError, EdgeqError
 RUNTIME_DIR = Path(__file__).resolve().parent.parent / "runtimes"
 ABI_VERSION = 5
 MESSAGE_MAX = 192
-TIERS = {"auto": 0, "ref": 1, "avx2": 2, "avxvnni": 3, "neon": 4, "neon_dotprod": 5}
+TIERS = {"auto": 0, "ref": 1, "avx2": 2, "avxvnni": 3, "neon": 4, "neon_dotprod": 5, "neon_i8mm": 6}
 # Element types of activation formats (edgeq_blob.h); B1 activations are bit rows in uint32 words.
 DTYPES = {1: np.float32, 2: np.float16, 3: np.int32, 4: np.int8, 5: np.uint8, 18: np.uint32}
 

@@ -129,3 +129,13 @@ def check_session_matches_reference(path, graph: Graph, x: np.ndarray, **session
         else:
             np.testing.assert_array_equal(a, b, err_msg=f"output {k} {session}")
     return [t[2] for t in s.layer_times]
+
+
+def with_rows4(g: Graph) -> Graph:
+    """`g` with every T2 and Q4 weight stored in LAYOUT_ROWS4 (same values: the reference result is unchanged)."""
+    from edgeq.formats.packed import ROWS4_FORMATS
+
+    for t in g.tensors:
+        if t.packed is not None and t.packed.format in ROWS4_FORMATS:
+            t.packed = t.packed.with_layout(F.LAYOUT_ROWS4)
+    return g

@@ -103,24 +103,26 @@ def test_abi_client_runs_digits_under_qemu_like_the_host_reference(abi_client, t
     np.testing.assert_array_equal(got, want)
     assert got.argmax(1).tolist() == want.argmax(1).tolist()
     assert (got.argmax(1) == y_test[:32]).mean() > 0.8
-    # the freestanding lib finds SDOT through ID_AA64ISAR0_EL1 (no getauxval without libc)
-    assert "tier neon_dotprod" in stdout and "batch 32" in stdout
+    # the freestanding lib finds SDOT and SMMLA through ID_AA64ISAR0/1_EL1 (no getauxval without libc)
+    assert "tier neon_i8mm" in stdout and "batch 32" in stdout
     assert "null-arena EDGEQ_E_NO_MEMORY" in stdout  # no allocator hook: the caller brings the arena
     assert "over-batch EDGEQ_E_BATCH: batch 33 outside 1..32" in stdout
     assert re.search(r"corrupt EDGEQ_E_\w+_CRC: \w+ .*checksum mismatch", stdout), stdout
 
 
-def test_freestanding_lib_picks_neon_on_a_core_without_dotprod(abi_client, tmp_path):
-    """Cortex-A53: ID_AA64ISAR0_EL1 has no DP field, so the runtime takes the ARMv8.0 tier (no SIGILL)."""
+@pytest.mark.parametrize("cpu,tier", [("cortex-a53", "neon"), ("cortex-a76", "neon_dotprod")])
+def test_freestanding_lib_picks_the_tier_the_core_has(abi_client, tmp_path, cpu, tier):
+    """Cortex-A53: ID_AA64ISAR0_EL1 has no DP field, so the runtime takes the ARMv8.0 tier; Cortex-A76:
+    SDOT but no I8MM in ID_AA64ISAR1_EL1, so the dotprod tier (no SIGILL on either)."""
     from conftest import digits_blob_graph
 
     g, _, x_test, _ = digits_blob_graph("mlp_t2_qat", "t2", n_tests=4)
     write_blob(g, tmp_path / "mlp.edgeq")
     x = x_test[:32].astype(np.float32)
-    stdout, (raw,) = run_client(abi_client, tmp_path / "mlp.edgeq", x, tmp_path, cpu="cortex-a53")
+    stdout, (raw,) = run_client(abi_client, tmp_path / "mlp.edgeq", x, tmp_path, cpu=cpu)
     want = reference.run(g, [x])[0]
     np.testing.assert_array_equal(np.frombuffer(raw, want.dtype).reshape(want.shape), want)
-    assert "tier neon " in stdout
+    assert f"tier {tier} " in stdout
 
 
 def test_every_op_with_softmax_runs_on_the_freestanding_lib(abi_client, tmp_path):

@@ -85,7 +85,7 @@ def test_tiers_follow_features():
 
 
 def test_kernels_table_overrides_choice(tmp_path, monkeypatch):
-    text = (BUILTIN_DIR / "rpi5.toml").read_text() + '\n[kernels]\nt2 = "neon_lut/t2_matvec"\n'
+    text = (BUILTIN_DIR / "rpi5.toml").read_text().replace("\n[kernels]\n", '\n[kernels]\nt2 = "neon_lut/t2_matvec"\n')
     (tmp_path / "rpi5.toml").write_text(text)
     monkeypatch.setenv(ENV_PATH, str(tmp_path))
     cfg = neon.config(get_target("rpi5"))

@@ -1,5 +1,5 @@
 /* Times ggml_mul_mat (mat-vec or N activation rows, graph compute, 1 thread by default) for one weight type.
- * usage: ggml_driver TYPE K M [threads] [N]   TYPE = tq2_0 | tq1_0 | q4_0
+ * usage: ggml_driver TYPE K M [threads] [N]   TYPE = tq2_0 | tq1_0 | q4_0 | q8_0
  * The f32 activation vector is quantized to the vec_dot type inside ggml_mul_mat (timed). */
 #include "bench_common.h"
 #include <string.h>
@@ -26,6 +26,7 @@ int main(int argc, char **argv) {
     if (!strcmp(argv[1], "tq2_0")) type = GGML_TYPE_TQ2_0;
     else if (!strcmp(argv[1], "tq1_0")) type = GGML_TYPE_TQ1_0;
     else if (!strcmp(argv[1], "q4_0")) type = GGML_TYPE_Q4_0;
+    else if (!strcmp(argv[1], "q8_0")) type = GGML_TYPE_Q8_0;
     else { fprintf(stderr, "unknown type %s\n", argv[1]); return 2; }
     int64_t K = atoll(argv[2]), M = atoll(argv[3]);
     int threads = argc > 4 ? atoi(argv[4]) : 1;
@@ -44,7 +45,7 @@ int main(int argc, char **argv) {
         int64_t nr = M - r < chunk ? M - r : chunk;
         for (int64_t i = 0; i < nr * K; i++) {
             float u = (float)rand() / (float)RAND_MAX;
-            src[i] = type == GGML_TYPE_Q4_0 ? u * 2.0f - 1.0f : (u < 0.33f ? -1.0f : (u < 0.66f ? 0.0f : 1.0f));
+            src[i] = type == GGML_TYPE_Q4_0 || type == GGML_TYPE_Q8_0 ? u * 2.0f - 1.0f : (u < 0.33f ? -1.0f : (u < 0.66f ? 0.0f : 1.0f));
         }
         /* ggml_quantize_chunk reads src + start (start in elements): pass the chunk base minus start */
         ggml_quantize_chunk(type, src - r * K, W->data, r * K, nr, K, NULL);

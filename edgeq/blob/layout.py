@@ -44,6 +44,8 @@ TENSOR_TEST_INPUT = 0x8
 TENSOR_TEST_OUTPUT = 0x10
 TENSOR_TEST_LABEL = 0x20
 TENSOR_STATE = 0x40
+OPF_LUT = 0x1  # op kernel hint: lookup-table mat-vec (T2/T158 weights), from the target's [kernels] rules
+OPF_ALL = 0x1
 
 OP_LINEAR = 1
 OP_CONV2D = 2

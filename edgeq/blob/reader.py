@@ -21,6 +21,7 @@ from edgeq.blob.writer import file_crc, header_crc
 from edgeq.errors import BlobError
 from edgeq.formats import FORMATS, PackedTensor, by_id
 from edgeq.formats import ids as F
+from edgeq.formats.packed import LAYOUT_NAMES, ROWS4_FORMATS
 from edgeq.graph import PLAIN_DTYPES, Graph, Op, Tensor
 
 HEADER_SIZE = ctypes.sizeof(L.edgeq_header_t)
@@ -175,6 +176,11 @@ def _tensor(view: memoryview, data: L.edgeq_section_t, rec: L.edgeq_tensor_t, na
         raise BlobError(f"{what}: bad shape {shape}")
     t = Tensor(name, rec.format, shape, qscale=rec.qscale, qzero=rec.qzero, flags=rec.flags,
                test_index=rec.test_index)
+    if rec.layout not in LAYOUT_NAMES:
+        raise BlobError(f"{what}: unknown layout id {rec.layout}")
+    if rec.layout != F.LAYOUT_ROW_MAJOR and (rec.format not in ROWS4_FORMATS or rec.scale_kind == F.SCALE_NONE
+                                             or not rec.flags & L.TENSOR_CONST):
+        raise BlobError(f"{what}: layout {LAYOUT_NAMES[rec.layout]} is only defined for t2 and q4 weights")
     if not rec.flags & L.TENSOR_CONST:
         if rec.data_size:
             raise BlobError(f"{what}: activation tensor has a payload")
@@ -195,10 +201,9 @@ def _tensor(view: memoryview, data: L.edgeq_section_t, rec: L.edgeq_tensor_t, na
         return t
     if rec.ndim != 2:
         raise BlobError(f"{what}: weight formats are 2-D [rows, cols], got shape {shape}")
-    if rec.layout != F.LAYOUT_ROW_MAJOR:
-        raise BlobError(f"{what}: unknown layout id {rec.layout}")
     t.packed = PackedTensor.from_payload(
-        by_id(rec.format), shape[0], shape[1], rec.block, rec.scale_kind, payload, rec.scales_at, rec.zeros_at
+        by_id(rec.format), shape[0], shape[1], rec.block, rec.scale_kind, payload, rec.scales_at, rec.zeros_at,
+        weight_layout=rec.layout,
     )
     return t
 
@@ -227,10 +232,12 @@ def _graph(view: memoryview, sec: L.edgeq_section_t, n_tensors: int) -> tuple[li
             raise BlobError(f"op {k}: unknown op id {rec.op}")
         if rec.n_inputs > L.OP_MAX_INPUTS or rec.n_outputs > L.OP_MAX_OUTPUTS or rec.n_outputs == 0:
             raise BlobError(f"op {k} ({L.OP_NAMES[rec.op]}): bad input/output count")
+        if rec.flags & ~L.OPF_ALL:
+            raise BlobError(f"op {k} ({L.OP_NAMES[rec.op]}): unknown flags {rec.flags & ~L.OPF_ALL:#x}")
         ins = [rec.inputs[i] if rec.inputs[i] < 0 else index(rec.inputs[i], f"op {k} input {i}")
                for i in range(rec.n_inputs)]
         outs = [index(rec.outputs[i], f"op {k} output {i}") for i in range(rec.n_outputs)]
-        ops.append(Op(rec.op, ins, outs, list(rec.attrs)))
+        ops.append(Op(rec.op, ins, outs, list(rec.attrs), rec.flags))
     return ops, inputs, outputs
 
 

@@ -73,6 +73,7 @@ def _graph_section(graph: Graph) -> bytes:
         rec.op = node.op
         rec.n_inputs = len(node.inputs)
         rec.n_outputs = len(node.outputs)
+        rec.flags = node.flags
         for i in range(L.OP_MAX_INPUTS):
             rec.inputs[i] = node.inputs[i] if i < len(node.inputs) else -1
         for i in range(L.OP_MAX_OUTPUTS):

@@ -30,3 +30,5 @@ SCALE_ROW = 1
 SCALE_BLOCK = 2
 
 LAYOUT_ROW_MAJOR = 0
+LAYOUT_ROWS4 = 1  # T2 and Q4: 4 rows interleaved in 4-byte words (docs/formats.md)
+ROWS4_GROUP = 4

@@ -8,6 +8,11 @@ A packed tensor is three regions, each starting 64-byte aligned inside its paylo
 
 `payload()` lays them out exactly as the blob writer stores them; `from_payload()` reads them
 back as numpy views over the caller's buffer (no copy), so an mmapped blob is used in place.
+
+The arrays are always canonical (row-major). `layout` only says how the payload stores them:
+LAYOUT_ROWS4 (T2, Q4) interleaves groups of 4 rows in 4-byte words so one SDOT by element dots 4
+rows with the same activations; block scales and zero points become [groups, n_blocks, 4]. A
+ROWS4 payload is converted back to canonical arrays when read (a copy).
 """
 
 from __future__ import annotations
@@ -24,6 +29,8 @@ if TYPE_CHECKING:
     from edgeq.formats.base import WeightFormat
 
 SCALE_NAMES = {ids.SCALE_NONE: "none", ids.SCALE_ROW: "row", ids.SCALE_BLOCK: "block"}
+LAYOUT_NAMES = {ids.LAYOUT_ROW_MAJOR: "row-major", ids.LAYOUT_ROWS4: "rows4"}
+ROWS4_FORMATS = (ids.FMT_T2, ids.FMT_Q4)  # the formats whose kernels read LAYOUT_ROWS4
 _SCALE_DTYPES = {ids.SCALE_ROW: np.dtype("<f4"), ids.SCALE_BLOCK: np.dtype("<f2")}
 
 
@@ -60,8 +67,12 @@ class Layout(NamedTuple):
 
 
 def layout_problem(fmt: WeightFormat, rows: int, cols: int, block: int, scale_kind: int,
-                   has_zeros: bool) -> str | None:
+                   has_zeros: bool, weight_layout: int = ids.LAYOUT_ROW_MAJOR) -> str | None:
     """Why this combination cannot be a packed tensor of `fmt`, or None when it can."""
+    if weight_layout not in LAYOUT_NAMES:
+        return f"{fmt.name}: unknown layout id {weight_layout}"
+    if weight_layout == ids.LAYOUT_ROWS4 and fmt.id not in ROWS4_FORMATS:
+        return f"{fmt.name}: layout rows4 is only defined for t2 and q4"
     if rows <= 0 or cols <= 0:
         return f"{fmt.name}: shape [{rows}, {cols}] must be positive"
     if block not in fmt.blocks:
@@ -76,18 +87,46 @@ def layout_problem(fmt: WeightFormat, rows: int, cols: int, block: int, scale_ki
     return None
 
 
-def layout(fmt: WeightFormat, rows: int, cols: int, block: int, scale_kind: int, has_zeros: bool) -> Layout:
-    """Canonical region layout: codes at 0, then scales, then zeros, each 64-byte aligned."""
+def stored_rows(rows: int, weight_layout: int) -> int:
+    """Rows the payload holds: ROWS4 pads the last group of 4 with zero rows."""
+    group = ids.ROWS4_GROUP
+    return -(-rows // group) * group if weight_layout == ids.LAYOUT_ROWS4 else rows
+
+
+def layout(fmt: WeightFormat, rows: int, cols: int, block: int, scale_kind: int, has_zeros: bool,
+           weight_layout: int = ids.LAYOUT_ROW_MAJOR) -> Layout:
+    """Region layout: codes at 0, then scales, then zeros, each 64-byte aligned. scales_shape is the
+    canonical array's; a ROWS4 payload stores codes, block scales and zeros of the padded rows."""
     n_blocks = -(-cols // block)
     row_bytes = n_blocks * fmt.code_bytes(block)
+    padded = stored_rows(rows, weight_layout)
     scales_shape = (rows, n_blocks) if scale_kind == ids.SCALE_BLOCK else (rows,)
-    scales_at = _align(rows * row_bytes)
-    end = scales_at + int(np.prod(scales_shape)) * _SCALE_DTYPES[scale_kind].itemsize
+    scales_count = padded * n_blocks if scale_kind == ids.SCALE_BLOCK else rows
+    scales_at = _align(padded * row_bytes)
+    end = scales_at + scales_count * _SCALE_DTYPES[scale_kind].itemsize
     zeros_at = 0
     if has_zeros:
         zeros_at = _align(end)
-        end = zeros_at + rows * n_blocks
+        end = zeros_at + padded * n_blocks
     return Layout(n_blocks, n_blocks * block, row_bytes, scales_at, scales_shape, zeros_at, end)
+
+
+def to_rows4(a: np.ndarray, word: int) -> np.ndarray:
+    """Canonical [rows, n] -> ROWS4 order, flat: rows padded with zeros to groups of 4, then per group
+    `word`-element words of the 4 rows side by side ([groups, n / word, 4, word])."""
+    rows, n = a.shape
+    g = ids.ROWS4_GROUP
+    padded = np.zeros((stored_rows(rows, ids.LAYOUT_ROWS4), n), a.dtype)
+    padded[:rows] = a
+    return np.ascontiguousarray(padded.reshape(-1, g, n // word, word).transpose(0, 2, 1, 3)).reshape(-1)
+
+
+def from_rows4(flat: np.ndarray, rows: int, n: int, word: int) -> np.ndarray:
+    """Inverse of to_rows4: the canonical [rows, n] array (a copy)."""
+    g = ids.ROWS4_GROUP
+    groups = -(-rows // g)
+    a = flat.reshape(groups, n // word, g, word).transpose(0, 2, 1, 3).reshape(groups * g, n)
+    return np.ascontiguousarray(a[:rows])
 
 
 @dataclass(eq=False, repr=False)
@@ -106,7 +145,8 @@ class PackedTensor:
     layout: int = ids.LAYOUT_ROW_MAJOR
 
     def __post_init__(self) -> None:
-        problem = layout_problem(self.fmt, self.rows, self.cols, self.block, self.scale_kind, self.zeros is not None)
+        problem = layout_problem(self.fmt, self.rows, self.cols, self.block, self.scale_kind, self.zeros is not None,
+                                 self.layout)
         if problem:
             raise ValueError(problem)
         lay = self._layout()
@@ -131,7 +171,12 @@ class PackedTensor:
         return by_id(self.format)
 
     def _layout(self) -> Layout:
-        return layout(self.fmt, self.rows, self.cols, self.block, self.scale_kind, self.zeros is not None)
+        return layout(self.fmt, self.rows, self.cols, self.block, self.scale_kind, self.zeros is not None, self.layout)
+
+    def with_layout(self, weight_layout: int) -> PackedTensor:
+        """The same tensor, stored in `weight_layout` (the arrays are shared)."""
+        return PackedTensor(self.format, self.name, self.rows, self.cols, self.block, self.scale_kind, self.codes,
+                            self.scales, self.zeros, weight_layout)
 
     @property
     def n_blocks(self) -> int:
@@ -160,27 +205,35 @@ class PackedTensor:
         return self.nbytes * 8 / (self.rows * self.cols)
 
     def regions(self) -> tuple[Region, ...]:
+        """The payload's regions as stored (ROWS4: padded to whole groups of 4 rows)."""
+        return tuple(Region(name, at, arr.nbytes) for name, at, arr in self._stored())
+
+    def _stored(self) -> list[tuple[str, int, np.ndarray]]:
+        """(region, offset, array as stored) of codes, scales and zeros."""
         lay = self._layout()
-        out = [Region("codes", 0, self.codes.nbytes), Region("scales", lay.scales_at, self.scales.nbytes)]
+        scales = self.scales.astype(self.scales.dtype.newbyteorder("<"), copy=False)
+        out = [("codes", 0, self.codes), ("scales", lay.scales_at, scales)]
         if self.zeros is not None:
-            out.append(Region("zeros", lay.zeros_at, self.zeros.nbytes))
-        return tuple(out)
+            out.append(("zeros", lay.zeros_at, self.zeros))
+        if self.layout == ids.LAYOUT_ROWS4:
+            out = [(name, at, to_rows4(np.ascontiguousarray(arr), 4 if name == "codes" else 1) if arr.ndim == 2 else arr)
+                   for name, at, arr in out]
+        return out
 
     def payload(self) -> Payload:
         """The bytes the blob stores for this tensor (gaps are zero) and the region offsets."""
         lay = self._layout()
         buf = np.zeros(lay.nbytes, np.uint8)
-        arrays = [self.codes, self.scales.astype(self.scales.dtype.newbyteorder("<"), copy=False)]
-        if self.zeros is not None:
-            arrays.append(self.zeros)
-        for region, arr in zip(self.regions(), arrays):
-            buf[region.offset : region.offset + region.size] = np.ascontiguousarray(arr).view(np.uint8).reshape(-1)
+        for _, at, arr in self._stored():
+            buf[at : at + arr.nbytes] = np.ascontiguousarray(arr).view(np.uint8).reshape(-1)
         return Payload(buf.tobytes(), lay.scales_at, lay.zeros_at)
 
     @classmethod
     def from_payload(cls, fmt: WeightFormat | int | str, rows: int, cols: int, block: int, scale_kind: int,
-                     buffer, scales_at: int, zeros_at: int, has_zeros: bool | None = None) -> PackedTensor:
-        """Views over `buffer` (bytes, memoryview, mmap): nothing is copied; every size is checked.
+                     buffer, scales_at: int, zeros_at: int, has_zeros: bool | None = None,
+                     weight_layout: int = ids.LAYOUT_ROW_MAJOR) -> PackedTensor:
+        """Views over `buffer` (bytes, memoryview, mmap): nothing is copied (ROWS4: converted to
+        canonical arrays); every size is checked.
 
         `has_zeros` defaults to `zeros_at != 0`. Any inconsistency raises BlobError naming it.
         """
@@ -191,20 +244,22 @@ class PackedTensor:
         except EdgeqError as e:
             raise BlobError(str(e)) from None
         has_zeros = bool(zeros_at) if has_zeros is None else has_zeros
-        problem = layout_problem(f, rows, cols, block, scale_kind, has_zeros)
+        problem = layout_problem(f, rows, cols, block, scale_kind, has_zeros, weight_layout)
         if problem:
             raise BlobError(problem)
         if has_zeros != bool(zeros_at):
             raise BlobError(f"{f.name}: zero points {'expected' if has_zeros else 'not expected'} "
                             f"but zeros_at is {zeros_at}")
         view = memoryview(buffer).cast("B")
-        lay = layout(f, rows, cols, block, scale_kind, has_zeros)
-        codes_size = rows * lay.row_bytes
+        lay = layout(f, rows, cols, block, scale_kind, has_zeros, weight_layout)
+        padded = stored_rows(rows, weight_layout)
+        codes_size = padded * lay.row_bytes
         scales_dtype = _SCALE_DTYPES[scale_kind]
-        scales_size = int(np.prod(lay.scales_shape)) * scales_dtype.itemsize
+        scales_count = padded * lay.n_blocks if scale_kind == ids.SCALE_BLOCK else rows
+        scales_size = scales_count * scales_dtype.itemsize
         regions = [("scales", scales_at, codes_size, scales_size)]
         if has_zeros:
-            regions.append(("zeros", zeros_at, scales_at + scales_size, rows * lay.n_blocks))
+            regions.append(("zeros", zeros_at, scales_at + scales_size, padded * lay.n_blocks))
         end = codes_size
         for what, at, earliest, size in regions:
             if at % ids.ALIGN:
@@ -215,14 +270,22 @@ class PackedTensor:
         if view.nbytes != end:
             raise BlobError(f"{f.name} [{rows}, {cols}] block {block}: payload is {view.nbytes} bytes, "
                             f"its regions need exactly {end}")
-        codes = np.frombuffer(view, np.uint8, codes_size, 0).reshape(rows, lay.row_bytes)
-        scales = np.frombuffer(view, scales_dtype, int(np.prod(lay.scales_shape)), scales_at).reshape(lay.scales_shape)
-        zeros = None
-        if has_zeros:
-            zeros = np.frombuffer(view, np.uint8, rows * lay.n_blocks, zeros_at).reshape(rows, lay.n_blocks)
-            if zeros.max() > 15:
-                raise BlobError(f"{f.name}: zero point {int(zeros.max())} is outside 0..15")
-        return cls(f.id, f.name, rows, cols, block, scale_kind, codes, scales, zeros)
+        codes = np.frombuffer(view, np.uint8, codes_size, 0)
+        scales = np.frombuffer(view, scales_dtype, scales_count, scales_at)
+        zeros = np.frombuffer(view, np.uint8, padded * lay.n_blocks, zeros_at) if has_zeros else None
+        if zeros is not None and zeros.max() > 15:
+            raise BlobError(f"{f.name}: zero point {int(zeros.max())} is outside 0..15")
+        if weight_layout == ids.LAYOUT_ROWS4:
+            codes = from_rows4(codes, rows, lay.row_bytes, 4)
+            if scale_kind == ids.SCALE_BLOCK:
+                scales = from_rows4(scales, rows, lay.n_blocks, 1)
+            if zeros is not None:
+                zeros = from_rows4(zeros, rows, lay.n_blocks, 1)
+        codes = codes.reshape(rows, lay.row_bytes)
+        scales = scales.reshape(lay.scales_shape)
+        if zeros is not None:
+            zeros = zeros.reshape(rows, lay.n_blocks)
+        return cls(f.id, f.name, rows, cols, block, scale_kind, codes, scales, zeros, weight_layout)
 
     def int_values(self) -> np.ndarray:
         """int8 [rows, padded_cols]: the integer value of every code; padded positions are 0."""

@@ -191,6 +191,8 @@ class _Importer:
         per_channel = len(w_t.scales) > 1
         s_w = np.broadcast_to(w_t.scales, (rows,)).astype(np.float32)
         s_in, s_out = x_t.scale, y_t.scale
+        if not (np.isfinite(s_out) and s_out > 0):  # a corrupt file: no requantization exists
+            raise self.fail(f"{what}: output {y_t.name} has quantization scale {s_out} (positive expected)")
         if per_channel or kind != "linear":  # PopulateConvolutionQuantizationParams: in double
             real = [float(s_in) * float(s) / float(s_out) for s in s_w]
         else:  # FULLY_CONNECTED per tensor: GetQuantizedConvolutionMultipler takes the fp32 product

@@ -20,7 +20,7 @@ from edgeq.formats import FORMATS
 from edgeq.formats import ids as F
 from edgeq.graph import Graph
 from edgeq.targets import mcu, neon
-from edgeq.targets.registry import LINUX_FAMILIES, Target
+from edgeq.targets.registry import LAYOUTS, LINUX_FAMILIES, Target
 
 SOURCE = "modelled"
 WEIGHT_OPS = (L.OP_LINEAR, L.OP_CONV2D, L.OP_DWCONV2D, L.OP_LINEAR_DYN)
@@ -38,6 +38,10 @@ class KernelCost:
 GGML_A76 = "DESIGN §6: qemu-aarch64 -cpu cortex-a76 insn plugin, gcc 12 -O2 -mcpu=cortex-a76, 1024x4096 mat-vec"
 EDGEQ_A76 = ("emulated: benchmarks/bench_arm.py (results/bench_arm-e93f9ee.json), qemu-aarch64 -cpu cortex-a76 insn "
              "plugin, gcc 12 -O3 -mcpu=cortex-a76, 4096x4096 edgeq_run incl. the quantize op")
+EDGEQ_A76_ROWS4 = EDGEQ_A76.replace("bench_arm-e93f9ee.json", "bench_arm-190a8e9.json")
+EDGEQ_LUT_A76 = ("emulated: benchmarks/bench_arm.py (results/bench_arm-cfac256.json), as above, row scales, "
+                 "table build included")
+LUT_BITS_PER_WEIGHT = 43 * 16 * 8 / (8 * 256)  # neon_lut.c: 16 bytes per 8 rows x 6 weights, 43 pairs per block
 KERNEL_COSTS: dict[str, KernelCost] = {
     # Peers, measured (the only measured figures so far).
     "ggml/tq2_0": KernelCost(0.34, "peer-measured", GGML_A76),
@@ -50,11 +54,17 @@ KERNEL_COSTS: dict[str, KernelCost] = {
     "neon_dotprod/i8_matvec": KernelCost(0.15, "estimate", "estimate: one LD1 + one SDOT per 16 weights + loop "
                                                            "(bench_arm.py counts 0.196 with the quantize op)"),
     "neon_dotprod/b1_matvec": KernelCost(0.254, "emulated", EDGEQ_A76),
+    # The same tier on rows4 weights (what the packer writes for rpi5), counted the same way.
+    "neon_dotprod/t2_rows4_matvec": KernelCost(0.147, "emulated", EDGEQ_A76_ROWS4),
+    "neon_dotprod/q4_rows4_matvec": KernelCost(0.212, "emulated", EDGEQ_A76_ROWS4 + ", group 32"),
     "neon_dotprod/b1_xnor_matvec": KernelCost(0.05, "estimate", "estimate: EOR + CNT + ADALP per 128 weights"),
     # Armv8.0 NEON tier (no SDOT): widening multiply-accumulate, counted the same way.
     **{f"neon/{f}_matvec": KernelCost(c, "emulated", EDGEQ_A76)
        for f, c in {"t2": 0.374, "t158": 0.587, "q4": 0.556, "i8": 0.383, "b1": 0.391}.items()},
     "neon/b1_xnor_matvec": KernelCost(0.05, "estimate", "estimate: EOR + CNT + ADALP per 128 weights"),
+    # Lookup-table ternary mat-vec (both tiers run the same code; ops whose blob hint asks for it).
+    **{f"{tier}/{f}_lut_matvec": KernelCost(0.148, "emulated", EDGEQ_LUT_A76)
+       for tier in ("neon", "neon_dotprod") for f in ("t2", "t158")},
     # x86 AVX2 tier: placeholders until `edgeq bench` (C runtime issue) measures them.
     **{f"avx2/{f}_matvec": KernelCost(c, "placeholder", "placeholder: half the NEON dotprod figure (256-bit vs "
                                                           "128-bit vectors) until edgeq bench measures it")
@@ -80,7 +90,12 @@ def kernels_for(target: Target) -> dict[str, str]:
     """Format -> the mat-vec kernel the runtime chooses on this target (plus "b1_xnor" for binary activations)."""
     if target.family in LINUX_FAMILIES:
         chosen = neon.kernel_choice(target)[2]
-        return {**{f: k["matvec"] for f, k in chosen.items()}, "b1_xnor": chosen["b1"]["xnor"]}
+        out = {**{f: k["matvec"] for f, k in chosen.items()}, "b1_xnor": chosen["b1"]["xnor"]}
+        if LAYOUTS[target.layout] == F.LAYOUT_ROWS4:  # the packer stores T2/Q4 for the dotprod rows4 kernels
+            for f in ("t2", "q4"):
+                if out[f] == f"neon_dotprod/{f}_matvec":
+                    out[f] = f"neon_dotprod/{f}_rows4_matvec"
+        return out
     if target.family == "mcu":
         return {**mcu.config(target)["kernels"], "b1_xnor": "ref/b1_xnor_matvec"}  # no Cortex-M XNOR kernel yet
     raise EdgeqError(f"target {target.id} is family {target.family}: no CPU latency model (see `edgeq fpga`)")
@@ -194,8 +209,12 @@ def graph_layers(target: Target, graph: Graph) -> tuple[list[Layer], int, int]:
         n = 1
         for s in y.shape[:-1]:
             n *= s
-        stored = w.packed.codes.nbytes + w.packed.scales.nbytes
-        layers.append(Layer(f"{k}_{op.name}", rows, cols, kernel, stored * 8 / (rows * cols), n, act))
+        bits = (w.packed.codes.nbytes + w.packed.scales.nbytes) * 8 / (rows * cols)
+        lut = f"{kernel.split('/')[0]}/{fmt}_lut_matvec"
+        if op.flags & L.OPF_LUT and n == 1 and lut in KERNEL_COSTS:  # the runtime repacks at load and runs it
+            kernel = lut
+            bits = LUT_BITS_PER_WEIGHT + (32 / w.packed.block if w.packed.scale_kind == F.SCALE_BLOCK else 0)
+        layers.append(Layer(f"{k}_{op.name}", rows, cols, kernel, bits, n, act))
     return layers, other_ops, other_bytes
 
 

@@ -17,6 +17,7 @@ from typing import Any
 
 from edgeq.errors import EdgeqError
 from edgeq.formats import FORMATS
+from edgeq.targets import kernel_rules
 
 BUILTIN_DIR = Path(__file__).resolve().parents[2] / "targets"
 ENV_PATH = "EDGEQ_TARGETS_PATH"
@@ -36,8 +37,8 @@ FEATURES = (
 # while the layout is only planned: the packer then writes row-major and the runtime uses it as is.
 LAYOUTS: dict[str, int | None] = {
     "row-major": 0,  # LAYOUT_ROW_MAJOR
-    "rows4": None,   # 4 rows interleaved per block, feeds SDOT (NEON dotprod issue)
-    "rows8": None,   # 8 rows interleaved, feeds SMMLA 2x8 tiles (i8mm)
+    "rows4": 1,      # LAYOUT_ROWS4: T2/Q4 rows interleaved in groups of 4 for SDOT by element (docs/formats.md)
+    "rows8": None,   # 8 rows interleaved, would feed SMMLA 2x8 tiles (i8mm); no kernels, no target uses it
     "mvau": None,    # PE x SIMD folded stream of a FINN-style MVAU (FPGA)
 }
 FPGA_FAMILIES = ("xilinx-7", "xilinx-usp", "ice40")
@@ -145,7 +146,12 @@ SCHEMA: dict[str, Section] = {
         "flash_target": Key(str, "pyOCD target name, or OpenOCD board config file"),
         "source": SOURCE,
     }, ("mcu",), required=False),
-    "kernels": Section({}, ("host", "arm-linux", "android", "mcu"), required=False,
+    "kernels": Section({
+        "rules": Key(list, "per-shape kernel choice, first match wins: tables { format = \"t2\"|\"t158\", "
+                           "kernel = \"lut\"|\"dot\", min_k, max_k, min_m, max_m } (docs/kernels-arm.md); the "
+                           "packer writes the choice into the blob", required=False, items=dict),
+        "source": Key(str, "where the rules come from (benchmark run, estimate)", required=False),
+    }, ("host", "arm-linux", "android", "mcu"), required=False,
                        free_keys=Key(str, "kernel name overriding the generator's choice for that format"),
                        key_choices=tuple(FORMATS)),
     "power": Section({
@@ -254,8 +260,12 @@ def _check_section(path: Path, title: str, spec: Section, table: dict, family: s
 
     if spec.free_keys is not None:
         for name, value in table.items():
+            if name in spec.keys:
+                _check_key(where, name, spec.keys[name], value)
+                continue
             if name not in spec.key_choices:
-                raise EdgeqError(f"{where(name)}: unknown key (expected one of {', '.join(spec.key_choices)})")
+                raise EdgeqError(f"{where(name)}: unknown key (expected one of "
+                                 f"{', '.join([*spec.key_choices, *spec.keys])})")
             _check_key(where, name, spec.free_keys, value)
         return
     keys = {k: v for k, v in spec.keys.items() if v.families is None or family in v.families}
@@ -282,6 +292,8 @@ def _check_rules(path: Path, data: dict) -> None:
             if name not in wanted and name in fpga:
                 raise EdgeqError(f"{path}: [fpga] {name}: not used by family {fpga['family']} "
                                  f"(use {', '.join(wanted)})")
+    if "rules" in data.get("kernels", {}):
+        kernel_rules.parse_rules(path, data["kernels"]["rules"])
     for section in ("memory", "emulator"):
         for name in ("flash_origin", "ram_origin"):
             value = data.get(section, {}).get(name)

@@ -31,6 +31,8 @@ typedef struct {
     const uint8_t *codes;  /* rows x row_bytes */
     const void *scales;    /* SCALE_ROW: float[rows] (unused by dot); SCALE_BLOCK: fp16 [rows][n_blocks] */
     const uint8_t *zeros;  /* Q4 asymmetric: [rows][n_blocks]; NULL = symmetric (u - 8) */
+    int layout;            /* EDGEQ_LAYOUT_*: ROWS4 codes, block scales and zeros are in groups of 4 rows */
+    const void *packed;    /* lookup-table kernels: what the tier's lut.pack() made at load, else NULL */
 } eq_weights_t;
 
 typedef struct {
@@ -52,6 +54,18 @@ typedef struct {
     const char *name;
     eq_dot_fn fn;
 } eq_dot_kernel_t;
+
+/* Lookup-table mat-vec (ternary, kernels/neon/neon_lut.c): the weights are repacked once at load into
+ * the arena (pack), the call's activation tables are built by prep, the kernel reads w->packed. */
+typedef size_t (*eq_pack_bytes_fn)(const eq_weights_t *w);
+typedef int (*eq_pack_fn)(const eq_weights_t *w, void *out); /* 0: not ternary (T2 code 3): use dot */
+typedef struct {
+    eq_pack_bytes_fn pack_bytes; /* NULL: the tier has no lookup-table kernel for the format */
+    eq_pack_fn pack;
+    eq_prep_bytes_fn prep_bytes;
+    eq_prep_fn prep;
+    eq_dot_kernel_t matvec[2];   /* [EQ_ACC_*], n == 1 only */
+} eq_lut_kernels_t;
 
 typedef struct {
     eq_prep_bytes_fn prep_bytes; /* NULL: the tier needs no preparation */
@@ -80,9 +94,26 @@ extern const eq_kernel_tier_t eq_cm_mve_tier; /* Helium (Cortex-M55) */
 #endif
 #if defined(__aarch64__)
 extern const eq_kernel_tier_t eq_neon_tier, eq_neon_dotprod_tier; /* one source, kernels/neon */
+extern const eq_format_kernels_t eq_neon_dotprod_t2_rows4, eq_neon_dotprod_q4_rows4; /* neon_rows4.c */
 int eq_neon_cpu_ok(void);
 int eq_neon_dotprod_cpu_ok(void);
+/* Per format (EQ_F_*), the tier's lookup-table kernels; chosen per op by the blob's EDGEQ_OPF_LUT hint. */
+extern const eq_lut_kernels_t eq_neon_lut[EQ_N_FORMATS], eq_neon_dotprod_lut[EQ_N_FORMATS];
+extern const eq_kernel_tier_t eq_neon_i8mm_tier; /* dotprod mat-vec + SMMLA GEMM, kernels/neon/neon_i8mm.c */
+int eq_neon_i8mm_cpu_ok(void);
 #endif
+
+/* A tier's kernels for format fmt in EDGEQ_LAYOUT_ROWS4, or NULL. Every tier's own table reads row-major
+ * weights; the runtime repacks a ROWS4 weight at load when this is NULL (docs/formats.md). */
+static inline const eq_format_kernels_t *eq_rows4_kernels(const eq_kernel_tier_t *tier, int fmt) {
+#if defined(__aarch64__)
+    if (tier == &eq_neon_dotprod_tier)
+        return fmt == EQ_F_T2 ? &eq_neon_dotprod_t2_rows4 : fmt == EQ_F_Q4 ? &eq_neon_dotprod_q4_rows4 : NULL;
+#endif
+    (void)tier;
+    (void)fmt;
+    return NULL;
+}
 
 /* Exact IEEE half -> single conversion (the ref tier's; SIMD tiers use F16C). */
 float eq_f16_to_f32(uint16_t h);

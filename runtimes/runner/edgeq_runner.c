@@ -30,7 +30,7 @@ typedef struct {
 
 static void usage(void) {
     fprintf(stderr,
-            "usage: edgeq_runner BLOB [--warmup W] [--runs N] [--threads T] [--tier auto|ref|avx2|avxvnni|neon|neon_dotprod]\n"
+            "usage: edgeq_runner BLOB [--warmup W] [--runs N] [--threads T] [--tier auto|ref|avx2|avxvnni|neon|neon_dotprod|neon_i8mm]\n"
             "                        [--batch B] [--input FILE]... [--outputs DIR] [--no-tests]\n"
             "                        [--pubkey FILE] [--require-signature]\n"
             "       edgeq_runner BLOB --generate ID,ID,... [--tokens N] [--chunk C] [--temperature F] [--top-k K]\n"
@@ -101,7 +101,9 @@ static int parse(int argc, char **argv, args_t *a) {
             else if (!strcmp(o, "--tier"))
                 a->tier = !strcmp(v, "ref") ? EDGEQ_TIER_REF : !strcmp(v, "avx2") ? EDGEQ_TIER_AVX2
                         : !strcmp(v, "avxvnni") ? EDGEQ_TIER_AVXVNNI : !strcmp(v, "neon") ? EDGEQ_TIER_NEON
-                        : !strcmp(v, "neon_dotprod") ? EDGEQ_TIER_NEON_DOTPROD : EDGEQ_TIER_AUTO;
+                        : !strcmp(v, "neon_dotprod") ? EDGEQ_TIER_NEON_DOTPROD
+                        : !strcmp(v, "neon_i8mm")    ? EDGEQ_TIER_NEON_I8MM
+                                                     : EDGEQ_TIER_AUTO;
             else return 0;
         }
     }

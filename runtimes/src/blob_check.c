@@ -192,6 +192,11 @@ const char *eq_tensor_name(const eq_blob_t *b, uint32_t t) { return b->strings +
 
 const void *eq_const_data(const eq_blob_t *b, uint32_t t) { return b->base + b->tensors[t].data_offset; }
 
+uint64_t eq_stored_rows(const edgeq_tensor_t *t) {
+    const uint64_t rows = (uint64_t)t->shape[0];
+    return t->layout == EDGEQ_LAYOUT_ROWS4 ? (rows + EDGEQ_ROWS4_GROUP - 1) / EDGEQ_ROWS4_GROUP * EDGEQ_ROWS4_GROUP : rows;
+}
+
 void eq_weights(const eq_blob_t *b, uint32_t t, eq_weights_t *w) {
     const edgeq_tensor_t *r = &b->tensors[t];
     const uint8_t *payload = b->base + r->data_offset;
@@ -206,12 +211,14 @@ void eq_weights(const eq_blob_t *b, uint32_t t, eq_weights_t *w) {
     w->codes = payload;
     w->scales = payload + r->scales_at;
     w->zeros = r->zeros_at ? payload + r->zeros_at : NULL;
+    w->layout = r->layout;
+    w->packed = NULL;
 }
 
 /* A packed weight: codes, scales (and Q4 zero points) regions exactly as docs/formats.md. */
 static edgeq_status_t check_weight(const uint8_t *p, const edgeq_tensor_t *t, uint32_t i, const char *name,
                                    edgeq_diag_t *diag) {
-    uint64_t rows, nb, codes, scales, end;
+    uint64_t rows, nb, padded, codes, scales, end;
     if (t->ndim != 2)
         return eq_fail(diag, EDGEQ_E_SHAPE, "tensor %u (%s): weight formats are 2-D [rows, cols], got ndim %u", i, name,
                        (unsigned)t->ndim);
@@ -219,10 +226,14 @@ static edgeq_status_t check_weight(const uint8_t *p, const edgeq_tensor_t *t, ui
         (t->format == EDGEQ_FMT_I8 && (t->block == EDGEQ_I8_SCALE_BLOCK) != (t->scale_kind == EDGEQ_SCALE_BLOCK)))
         return eq_fail(diag, EDGEQ_E_BLOCK, "tensor %u (%s): block %u not allowed for format %u", i, name,
                        (unsigned)t->block, (unsigned)t->format);
+    if (t->layout == EDGEQ_LAYOUT_ROWS4 && t->format != EDGEQ_FMT_T2 && t->format != EDGEQ_FMT_Q4)
+        return eq_fail(diag, EDGEQ_E_LAYOUT, "tensor %u (%s): layout rows4 is only defined for T2 and Q4 weights", i,
+                       name);
     rows = (uint64_t)t->shape[0];
     nb = ((uint64_t)t->shape[1] + t->block - 1) / t->block;
-    codes = rows * nb * code_bytes(t->format, t->block);
-    scales = t->scale_kind == EDGEQ_SCALE_BLOCK ? rows * nb * 2 : rows * 4;
+    padded = eq_stored_rows(t);
+    codes = padded * nb * code_bytes(t->format, t->block);
+    scales = t->scale_kind == EDGEQ_SCALE_BLOCK ? padded * nb * 2 : rows * 4;
     if (t->scales_at % EDGEQ_ALIGN || t->scales_at < codes || t->scales_at > t->data_size)
         return eq_fail(diag, EDGEQ_E_REGIONS, "tensor %u (%s): scales at %U (codes end at %U) misplaced or misaligned", i,
                        name, (unsigned long long)t->scales_at, (unsigned long long)codes);
@@ -234,7 +245,7 @@ static edgeq_status_t check_weight(const uint8_t *p, const edgeq_tensor_t *t, ui
         if (t->zeros_at % EDGEQ_ALIGN || t->zeros_at < end || t->zeros_at > t->data_size)
             return eq_fail(diag, EDGEQ_E_REGIONS, "tensor %u (%s): zero points at %U misplaced or misaligned", i, name,
                            (unsigned long long)t->zeros_at);
-        end = t->zeros_at + rows * nb;
+        end = t->zeros_at + padded * nb;
     }
     if (end != t->data_size)
         return eq_fail(diag, EDGEQ_E_PAYLOAD_SIZE, "tensor %u (%s): payload is %U bytes, its regions need exactly %U",
@@ -242,7 +253,7 @@ static edgeq_status_t check_weight(const uint8_t *p, const edgeq_tensor_t *t, ui
     if (t->zeros_at) {
         const uint8_t *z = p + t->data_offset + t->zeros_at;
         uint64_t k;
-        for (k = 0; k < rows * nb; k++)
+        for (k = 0; k < padded * nb; k++)
             if (z[k] > 15)
                 return eq_fail(diag, EDGEQ_E_ZERO_POINT, "tensor %u (%s): zero point %u is outside 0..15", i, name,
                                (unsigned)z[k]);
@@ -262,8 +273,11 @@ static edgeq_status_t check_tensor(const uint8_t *p, const eq_blob_t *b, const e
     name = b->strings + t->name;
     if (!known_format(t->format))
         return eq_fail(diag, EDGEQ_E_FORMAT, "tensor %u (%s): unknown format id %u", i, name, (unsigned)t->format);
-    if (t->layout != EDGEQ_LAYOUT_ROW_MAJOR)
+    if (t->layout != EDGEQ_LAYOUT_ROW_MAJOR && t->layout != EDGEQ_LAYOUT_ROWS4)
         return eq_fail(diag, EDGEQ_E_LAYOUT, "tensor %u (%s): unknown layout id %u", i, name, (unsigned)t->layout);
+    if (t->layout != EDGEQ_LAYOUT_ROW_MAJOR && (t->scale_kind == EDGEQ_SCALE_NONE || !(t->flags & EDGEQ_TENSOR_CONST)))
+        return eq_fail(diag, EDGEQ_E_LAYOUT, "tensor %u (%s): layout %u is only defined for packed weights", i, name,
+                       (unsigned)t->layout);
     if (t->ndim > EDGEQ_MAX_DIMS)
         return eq_fail(diag, EDGEQ_E_SHAPE, "tensor %u (%s): ndim %u exceeds %u", i, name, (unsigned)t->ndim,
                        (unsigned)EDGEQ_MAX_DIMS);

@@ -27,6 +27,10 @@ edgeq_status_t eq_select_tier(uint32_t requested, const eq_kernel_tier_t **tier,
     }
 #endif
 #if defined(__aarch64__)
+    if ((requested == EDGEQ_TIER_AUTO || requested == EDGEQ_TIER_NEON_I8MM) && eq_neon_i8mm_cpu_ok()) {
+        *tier = &eq_neon_i8mm_tier;
+        return EDGEQ_OK;
+    }
     if ((requested == EDGEQ_TIER_AUTO || requested == EDGEQ_TIER_NEON_DOTPROD) && eq_neon_dotprod_cpu_ok()) {
         *tier = &eq_neon_dotprod_tier;
         return EDGEQ_OK;
@@ -40,7 +44,18 @@ edgeq_status_t eq_select_tier(uint32_t requested, const eq_kernel_tier_t **tier,
     return eq_fail(diag, EDGEQ_E_TIER, "kernel tier %u is not available on this CPU or build", requested);
 }
 
-const eq_dot_kernel_t *eq_dot_kernel(const eq_kernel_tier_t *tier, int fmt, int acc_kind, int n) {
-    const eq_dot_kernel_t *k = &tier->fmt[fmt].dot[acc_kind][n > 1];
-    return k->fn ? k : &eq_ref_tier.fmt[fmt].dot[acc_kind][n > 1];
+const eq_dot_kernel_t *eq_dot_kernel(const eq_kernel_tier_t *tier, const eq_weights_t *w, int n) {
+    const eq_dot_kernel_t *k = &eq_format_kernels(tier, w)->dot[w->acc_kind][n > 1];
+    return k->fn ? k : &eq_ref_tier.fmt[w->format].dot[w->acc_kind][n > 1];
+}
+
+const eq_lut_kernels_t *eq_lut_kernels(const eq_kernel_tier_t *tier, int fmt) {
+    const eq_lut_kernels_t *k = NULL;
+#if defined(__aarch64__)
+    if (tier == &eq_neon_tier) k = &eq_neon_lut[fmt];
+    if (tier == &eq_neon_dotprod_tier || tier == &eq_neon_i8mm_tier) k = &eq_neon_dotprod_lut[fmt]; /* i8mm: SDOT mat-vec */
+#endif
+    (void)tier;
+    (void)fmt;
+    return k && k->pack_bytes ? k : NULL;
 }

@@ -422,6 +422,12 @@ static edgeq_status_t check_op_structure(const op_ctx_t *c) {
     int i;
     if (op->op < EDGEQ_OP_LINEAR || op->op > EDGEQ_OP_SWIGLU)
         return eq_fail(c->diag, EDGEQ_E_OP, "op %u: unknown op id %u", c->k, (unsigned)op->op);
+    if (op->flags & ~EDGEQ_OPF_ALL)
+        return eq_fail(c->diag, EDGEQ_E_ATTR, "op %u (%s): unknown flags 0x%x (defined: 0x%x)", c->k,
+                       eq_op_name(op->op), (unsigned)(op->flags & ~EDGEQ_OPF_ALL), (unsigned)EDGEQ_OPF_ALL);
+    if ((op->flags & EDGEQ_OPF_LUT) && !eq_is_matmul(op->op))
+        return eq_fail(c->diag, EDGEQ_E_ATTR, "op %u (%s): the lookup-table kernel hint applies to weighted ops only",
+                       c->k, eq_op_name(op->op));
     if (op->n_inputs < 1 || op->n_inputs > EDGEQ_OP_MAX_INPUTS || op->n_outputs != 1)
         return eq_fail(c->diag, EDGEQ_E_OPERANDS, "op %u (%s): %u inputs / %u outputs (1..6 / 1 expected)", c->k,
                        eq_op_name(op->op), (unsigned)op->n_inputs, (unsigned)op->n_outputs);

@@ -57,6 +57,8 @@ int eq_kernel_format(int format); /* EDGEQ_FMT_* -> EQ_F_*, -1 if not a weight f
 /* Bytes of one sample of an activation (shape[0] is the batch axis); 0 if not an activation format. */
 size_t eq_sample_bytes(const edgeq_tensor_t *t);
 size_t eq_features(const edgeq_tensor_t *t); /* product of shape[1..] */
+/* Rows a weight payload stores: ROWS4 pads to whole groups of 4. */
+uint64_t eq_stored_rows(const edgeq_tensor_t *t);
 /* Kernel view of a weight tensor (pointers into the blob). */
 void eq_weights(const eq_blob_t *b, uint32_t t, eq_weights_t *w);
 /* Constant payload pointer (blob) of tensor t. */
@@ -84,8 +86,11 @@ void eq_pool_stop(eq_pool_t *pool);
 
 /* dispatch.c */
 edgeq_status_t eq_select_tier(uint32_t requested, const eq_kernel_tier_t **tier, edgeq_diag_t *diag);
-/* The kernels that run a format: the tier's, or ref's where the tier has none. */
-const eq_dot_kernel_t *eq_dot_kernel(const eq_kernel_tier_t *tier, int fmt, int acc_kind, int n);
+/* The kernels that run weights w: the tier's for w's layout, or ref's where the tier has none (row-major
+ * only: every tier with rows4 kernels has all its format's scale kinds). */
+const eq_dot_kernel_t *eq_dot_kernel(const eq_kernel_tier_t *tier, const eq_weights_t *w, int n);
+/* The tier's lookup-table kernels for a format, or NULL. */
+const eq_lut_kernels_t *eq_lut_kernels(const eq_kernel_tier_t *tier, int fmt);
 
 /* ---- the model, laid out at the start of its arena -------------------- */
 struct edgeq_model {
@@ -96,8 +101,11 @@ struct edgeq_model {
     size_t *op_scratch;      /* [n_ops] scratch offset in act, EQ_NONE if none */
     uint64_t *op_ticks;      /* [n_ops] */
     const char **op_kernel;  /* [n_ops] */
+    const void **op_packed;  /* [n_ops] weights repacked at load for a lookup-table kernel, or NULL */
     eq_pool_t *pool;
     uint8_t *act;            /* activations and scratch */
+    size_t *weight_offset;   /* [n_tensors] offset of a repacked weight in `weights`, EQ_NONE: used in place */
+    uint8_t *weights;        /* weights repacked at load (repack.c) */
     size_t act_bytes, state_bytes, arena_bytes;
     void *allocation;        /* from edgeq_pal_alloc, or NULL */
     uint32_t batch;          /* of the run in progress */
@@ -111,10 +119,22 @@ edgeq_status_t eq_run_op(edgeq_model_t *m, uint32_t k);
 edgeq_status_t eq_run_matmul(edgeq_model_t *m, const edgeq_op_t *op, uint8_t *scratch, const char **kernel);
 size_t eq_matmul_scratch_bytes(const eq_blob_t *b, const edgeq_op_t *op, uint32_t max_batch,
                                const eq_kernel_tier_t *tier);
+/* Weights a lookup-table kernel wants repacked at load (the op's EDGEQ_OPF_LUT hint, the tier has the kernel):
+ * their bytes (0: none), and the repack (0: the weights are not ternary, the op keeps the dot kernel). */
+size_t eq_matmul_packed_bytes(const eq_blob_t *b, const edgeq_op_t *op, const eq_kernel_tier_t *tier);
+int eq_matmul_pack(const edgeq_model_t *m, const edgeq_op_t *op, void *out);
 void *eq_tensor_data(const edgeq_model_t *m, int32_t t);
 int32_t eq_mbqm(int32_t x, int32_t multiplier, int32_t shift);
 /* Ops run by matmul.c: the weighted ones. */
 static inline int eq_is_matmul(int op) { return op <= EDGEQ_OP_DWCONV2D || op == EDGEQ_OP_LINEAR_DYN; }
+
+/* repack.c: weights the tier cannot read as stored (ROWS4 without rows4 kernels), copied row-major into
+ * the arena at create. */
+int eq_needs_repack(const eq_blob_t *b, const eq_kernel_tier_t *tier, uint32_t t);
+size_t eq_repack_plan(const eq_blob_t *b, const eq_kernel_tier_t *tier, size_t *weight_offset); /* bytes */
+void eq_repack(const eq_blob_t *b, const size_t *weight_offset, uint8_t *base);
+void eq_model_weights(const edgeq_model_t *m, uint32_t t, eq_weights_t *w); /* eq_weights, repacked copy if any */
+const eq_format_kernels_t *eq_format_kernels(const eq_kernel_tier_t *tier, const eq_weights_t *w);
 
 /* encoder.c: transformer encoder ops (EMBED .. MEANPOOL) and the F32 ADD. */
 size_t eq_encoder_scratch_bytes(const eq_blob_t *b, const edgeq_op_t *op);

@@ -112,12 +112,13 @@ typedef struct {
 /* Scratch of a tile of n activation rows: padded rows, tier prep, accumulators (+ LINEAR_DYN's per-row
  * activation scales). */
 static layout_t scratch_layout(const eq_weights_t *w, int n, int need_pad, int xnor, int dyn,
-                               const eq_kernel_tier_t *tier) {
-    const eq_format_kernels_t *k = &tier->fmt[w->format];
+                               const eq_kernel_tier_t *tier, const eq_lut_kernels_t *lut) {
+    const eq_format_kernels_t *k = eq_format_kernels(tier, w);
+    size_t prep = !xnor && k->prep_bytes ? k->prep_bytes(w, n) : 0, lut_prep = lut ? lut->prep_bytes(w, 1) : 0;
     layout_t l;
     l.pad = 0;
     l.prep = eq_align64(need_pad ? (size_t)n * (size_t)w->padded_cols : 0);
-    l.acc = eq_align64(l.prep + (!xnor && k->prep_bytes ? k->prep_bytes(w, n) : 0));
+    l.acc = eq_align64(l.prep + (prep > lut_prep ? prep : lut_prep));
     l.tok = eq_align64(l.acc + (size_t)n * (size_t)w->rows * 4);
     l.bytes = l.tok + (dyn ? (size_t)n * (size_t)w->n_blocks * sizeof(float) : 0); /* per row, or per row and block */
     return l;
@@ -133,11 +134,13 @@ typedef struct {
     int xnor;
     int dyn;        /* LINEAR_DYN: F32 rows quantized per row (int8 absmax) */
     uint32_t row_count; /* LINEAR_DYN: activation rows (tokens) per sample */
+    const eq_lut_kernels_t *lut; /* lookup-table mat-vec the op asks for and the tier has (w.packed at run) */
 } plan_t;
 
 static int32_t out_pixels(const edgeq_tensor_t *y) { return y->shape[1] * y->shape[2]; }
 
-static void make_plan(const eq_blob_t *b, const edgeq_op_t *op, uint32_t batch, plan_t *p) {
+static void make_plan(const eq_blob_t *b, const edgeq_op_t *op, uint32_t batch, const eq_kernel_tier_t *tier,
+                      plan_t *p) {
     p->xi = op->inputs[0];
     p->yi = op->outputs[0];
     p->x = &b->tensors[p->xi];
@@ -169,6 +172,7 @@ static void make_plan(const eq_blob_t *b, const edgeq_op_t *op, uint32_t batch, 
     p->e.act_max = op->attrs[EDGEQ_ATTR_ACT_MAX];
     p->e.tok_scale = NULL;
     p->e.w_scale = (const float *)p->w.scales;
+    p->lut = (op->flags & EDGEQ_OPF_LUT) && !p->xnor ? eq_lut_kernels(tier, p->w.format) : NULL;
     if (p->dyn) {
         p->e.f32_out = 1;
         p->e.mult = p->e.shift = NULL;
@@ -179,8 +183,25 @@ static void make_plan(const eq_blob_t *b, const edgeq_op_t *op, uint32_t batch, 
 size_t eq_matmul_scratch_bytes(const eq_blob_t *b, const edgeq_op_t *op, uint32_t max_batch,
                                const eq_kernel_tier_t *tier) {
     plan_t p;
-    make_plan(b, op, max_batch, &p);
-    return scratch_layout(&p.w, p.tile, p.need_pad, p.xnor, p.dyn, tier).bytes;
+    make_plan(b, op, max_batch, tier, &p);
+    if (eq_needs_repack(b, tier, (uint32_t)op->inputs[1])) p.w.layout = EDGEQ_LAYOUT_ROW_MAJOR; /* as it will run */
+    return scratch_layout(&p.w, p.tile, p.need_pad, p.xnor, p.dyn, tier, p.lut).bytes;
+}
+
+size_t eq_matmul_packed_bytes(const eq_blob_t *b, const edgeq_op_t *op, const eq_kernel_tier_t *tier) {
+    plan_t p;
+    if (!eq_is_matmul(op->op) || !(op->flags & EDGEQ_OPF_LUT)) return 0;
+    make_plan(b, op, 1, tier, &p);
+    return p.lut ? p.lut->pack_bytes(&p.w) : 0;
+}
+
+/* The lookup-table kernel's weights of op, packed from the weights as the model holds them (repack.c has
+ * made a rows4 weight row-major first: eq_needs_repack). */
+int eq_matmul_pack(const edgeq_model_t *m, const edgeq_op_t *op, void *out) {
+    plan_t p;
+    make_plan(&m->blob, op, 1, m->tier, &p);
+    eq_model_weights(m, (uint32_t)op->inputs[1], &p.w);
+    return p.lut ? p.lut->pack(&p.w, out) : 0;
 }
 
 /* Runs the kernel for rows [r0, r1) of a tile of n prepared activation rows, then requantizes into y
@@ -188,7 +209,7 @@ size_t eq_matmul_scratch_bytes(const eq_blob_t *b, const edgeq_op_t *op, uint32_
 static const char *run_tile(edgeq_model_t *m, const plan_t *p, const layout_t *l, uint8_t *scratch, const void *x,
                             size_t x_stride, int n, int r0, int r1, size_t acc_stride, const epilogue_t *e, void *y,
                             size_t y_stride, int threaded) {
-    const eq_format_kernels_t *k = &m->tier->fmt[p->w.format];
+    const eq_format_kernels_t *k = eq_format_kernels(m->tier, &p->w);
     rows_task_t t;
     memset(&t, 0, sizeof t);
     t.w = &p->w;
@@ -203,8 +224,14 @@ static const char *run_tile(edgeq_model_t *m, const plan_t *p, const layout_t *l
     if (p->xnor) {
         t.xnor = k->xnor ? k->xnor : eq_ref_tier.fmt[EQ_F_B1].xnor;
         t.bits = (const uint32_t *)x;
+    } else if (n == 1 && p->lut && p->w.packed) { /* lookup tables of this activation row, then lookups */
+        t.dot = &p->lut->matvec[p->w.acc_kind];
+        t.acts.x = (const int8_t *)x;
+        t.acts.stride = x_stride;
+        p->lut->prep(&p->w, t.acts.x, x_stride, 1, scratch + l->prep);
+        t.acts.prep = scratch + l->prep;
     } else {
-        t.dot = eq_dot_kernel(m->tier, p->w.format, p->w.acc_kind, n);
+        t.dot = eq_dot_kernel(m->tier, &p->w, n);
         t.acts.x = (const int8_t *)x;
         t.acts.stride = x_stride;
         if (k->prep && t.dot == &k->dot[p->w.acc_kind][n > 1]) {
@@ -453,8 +480,10 @@ static const char *run_conv(edgeq_model_t *m, const edgeq_op_t *op, const plan_t
 edgeq_status_t eq_run_matmul(edgeq_model_t *m, const edgeq_op_t *op, uint8_t *scratch, const char **kernel) {
     plan_t p;
     layout_t l;
-    make_plan(&m->blob, op, m->options.max_batch, &p);
-    l = scratch_layout(&p.w, p.tile, p.need_pad, p.xnor, p.dyn, m->tier);
+    make_plan(&m->blob, op, m->options.max_batch, m->tier, &p);
+    eq_model_weights(m, (uint32_t)op->inputs[1], &p.w);
+    p.w.packed = m->op_packed[op - m->blob.ops];
+    l = scratch_layout(&p.w, p.tile, p.need_pad, p.xnor, p.dyn, m->tier, p.lut);
     *kernel = p.dyn ? run_linear_dyn(m, op, &p, &l, scratch)
             : op->op == EDGEQ_OP_LINEAR ? run_linear(m, &p, &l, scratch) : run_conv(m, op, &p, &l, scratch);
     return EDGEQ_OK;

@@ -1,7 +1,8 @@
 /*
  * The public API (edgeq.h): validate, plan, lay the model out at the start of its arena, run.
- * Arena = [model | tensor offsets | op scratch offsets | op ticks | op kernels | thread pool |
- * (64-aligned) activations and scratch].
+ * Arena = [model | tensor offsets | op scratch offsets | op ticks | op kernels | op packed weights |
+ * weight offsets | thread pool | (64-aligned) activations and scratch | weights repacked at load for
+ * lookup-table kernels | weights repacked at load to the layout the tier reads (repack.c)].
  */
 #include <string.h>
 
@@ -12,18 +13,25 @@
 #define MAX_BATCH (1u << 20)
 
 typedef struct {
-    size_t offsets, scratch, ticks, kernels, pool, act, total;
+    size_t offsets, scratch, ticks, kernels, packed, weight_offsets, pool, act, repacked, weights, total;
 } state_layout_t;
 
-static state_layout_t state_layout(const eq_blob_t *b, int threads, size_t act_bytes) {
-    state_layout_t s = {0, 0, 0, 0, 0, 0, 0};
+static state_layout_t state_layout(const eq_blob_t *b, const eq_kernel_tier_t *tier, int threads, size_t act_bytes,
+                                   size_t weight_bytes) {
+    state_layout_t s = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
+    uint32_t k;
     s.offsets = eq_align64(sizeof(struct edgeq_model));
     s.scratch = s.offsets + (size_t)b->n_tensors * sizeof(size_t);
     s.ticks = s.scratch + (size_t)b->n_ops * sizeof(size_t);
     s.kernels = s.ticks + (size_t)b->n_ops * sizeof(uint64_t);
-    s.pool = eq_align64(s.kernels + (size_t)b->n_ops * sizeof(const char *));
+    s.packed = s.kernels + (size_t)b->n_ops * sizeof(const char *);
+    s.weight_offsets = s.packed + (size_t)b->n_ops * sizeof(const void *);
+    s.pool = eq_align64(s.weight_offsets + (size_t)b->n_tensors * sizeof(size_t));
     s.act = eq_align64(s.pool + eq_pool_bytes(threads));
-    s.total = s.act + act_bytes;
+    s.repacked = eq_align64(s.act + act_bytes);
+    s.weights = s.repacked;
+    for (k = 0; k < b->n_ops; k++) s.weights += eq_align64(eq_matmul_packed_bytes(b, &b->ops[k], tier));
+    s.total = s.weights + weight_bytes;
     return s;
 }
 
@@ -45,6 +53,7 @@ static edgeq_status_t prepare(const void *blob, size_t size, const edgeq_options
                               eq_blob_t *b, const eq_kernel_tier_t **tier, state_layout_t *layout,
                               edgeq_diag_t *diag) {
     eq_plan_t plan;
+    size_t weight_bytes;
     edgeq_status_t st;
     if (in) {
         *opt = *in;
@@ -56,8 +65,8 @@ static edgeq_status_t prepare(const void *blob, size_t size, const edgeq_options
     }
     if (opt->threads == 0) opt->threads = 1;
     if (opt->max_batch == 0) opt->max_batch = 1;
-    if (opt->threads > MAX_THREADS || opt->max_batch > MAX_BATCH || opt->tier > EDGEQ_TIER_NEON_DOTPROD)
-        return eq_fail(diag, EDGEQ_E_ARG, "options: threads %u (1..%u), max_batch %u (1..%u), tier %u (0..5)",
+    if (opt->threads > MAX_THREADS || opt->max_batch > MAX_BATCH || opt->tier > EDGEQ_TIER_NEON_I8MM)
+        return eq_fail(diag, EDGEQ_E_ARG, "options: threads %u (1..%u), max_batch %u (1..%u), tier %u (0..6)",
                        (unsigned)opt->threads, (unsigned)MAX_THREADS, (unsigned)opt->max_batch, (unsigned)MAX_BATCH,
                        (unsigned)opt->tier);
     if (opt->require_signature > 1 || opt->has_public_key > 1)
@@ -68,7 +77,11 @@ static edgeq_status_t prepare(const void *blob, size_t size, const edgeq_options
     if ((st = eq_check_graph(b, diag)) != EDGEQ_OK) return st;
     if ((st = eq_select_tier(opt->tier, tier, diag)) != EDGEQ_OK) return st;
     if ((st = eq_plan(b, opt->max_batch, *tier, NULL, NULL, &plan, diag)) != EDGEQ_OK) return st;
-    *layout = state_layout(b, (int)opt->threads, plan.bytes);
+    weight_bytes = eq_repack_plan(b, *tier, NULL);
+    if (weight_bytes > EQ_MAX_BYTES)
+        return eq_fail(diag, EDGEQ_E_TOO_LARGE, "weights to repack for this CPU: %U bytes is too large",
+                       (unsigned long long)weight_bytes);
+    *layout = state_layout(b, *tier, (int)opt->threads, plan.bytes, weight_bytes);
     return EDGEQ_OK;
 }
 
@@ -77,7 +90,7 @@ edgeq_status_t edgeq_arena_size(const void *blob, size_t blob_size, const edgeq_
     edgeq_options_t opt;
     eq_blob_t b;
     const eq_kernel_tier_t *tier;
-    state_layout_t layout = {0, 0, 0, 0, 0, 0, 0};
+    state_layout_t layout = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
     edgeq_status_t st;
     if (!bytes) return eq_fail(diag, EDGEQ_E_ARG, "bytes is NULL");
     if ((st = prepare(blob, blob_size, options, &opt, &b, &tier, &layout, diag)) != EDGEQ_OK) return st;
@@ -91,11 +104,12 @@ edgeq_status_t edgeq_create(const void *blob, size_t blob_size, const edgeq_opti
     edgeq_options_t opt;
     eq_blob_t b;
     const eq_kernel_tier_t *tier;
-    state_layout_t s = {0, 0, 0, 0, 0, 0, 0};
+    state_layout_t s = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
     edgeq_model_t *m;
     eq_plan_t plan;
     void *allocation = NULL;
-    uint8_t *base;
+    uint8_t *base, *repacked;
+    uint32_t k;
     edgeq_status_t st;
     if (!model) return eq_fail(diag, EDGEQ_E_ARG, "model is NULL");
     *model = NULL;
@@ -119,13 +133,24 @@ edgeq_status_t edgeq_create(const void *blob, size_t blob_size, const edgeq_opti
     m->op_scratch = (size_t *)(void *)(base + s.scratch);
     m->op_ticks = (uint64_t *)(void *)(base + s.ticks);
     m->op_kernel = (const char **)(void *)(base + s.kernels);
+    m->op_packed = (const void **)(void *)(base + s.packed);
     m->pool = (eq_pool_t *)(void *)(base + s.pool);
     m->act = base + s.act;
+    m->weight_offset = (size_t *)(void *)(base + s.weight_offsets);
+    m->weights = base + s.weights;
     m->state_bytes = s.act;
-    m->act_bytes = s.total - s.act;
+    m->act_bytes = s.repacked - s.act;
     m->arena_bytes = s.total;
     m->allocation = allocation;
     eq_plan(&b, opt.max_batch, tier, m->tensor_offset, m->op_scratch, &plan, NULL);
+    eq_repack_plan(&b, tier, m->weight_offset); /* first: the lookup-table packing reads the repacked copy */
+    eq_repack(&b, m->weight_offset, m->weights);
+    for (k = 0, repacked = base + s.repacked; k < b.n_ops; k++) { /* lookup-table weights: once, at load */
+        size_t bytes = eq_matmul_packed_bytes(&b, &b.ops[k], tier);
+        if (!bytes) continue;
+        m->op_packed[k] = eq_matmul_pack(m, &b.ops[k], repacked) ? repacked : NULL;
+        repacked += eq_align64(bytes);
+    }
     if ((st = eq_pool_start(m->pool, (int)opt.threads)) != EDGEQ_OK) {
         edgeq_pal_free(allocation);
         return eq_fail(diag, st, "cannot start %u worker threads", (unsigned)opt.threads - 1);

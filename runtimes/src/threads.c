@@ -43,12 +43,35 @@ typedef struct {
     int part;
 } worker_t;
 
+/* Ops follow each other within microseconds (a decoder step is ~30 of them): a waiter first polls for a
+ * while, so the next task does not pay a futex wake-up, then sleeps on the condition variable. */
+#define SPIN_POLLS 4096
+
+static void cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
+/* Polls until *v != old (1) or SPIN_POLLS pass (0). */
+static int spin_until_changed(const unsigned long *v, unsigned long old) {
+    int i;
+    for (i = 0; i < SPIN_POLLS; i++) {
+        if (__atomic_load_n(v, __ATOMIC_ACQUIRE) != old) return 1;
+        cpu_relax();
+    }
+    return 0;
+}
+
 struct eq_pool {
     int threads, started;
     pthread_mutex_t lock;
     pthread_cond_t work, done;
     unsigned long generation; /* bumped per task; workers run each generation once */
-    int pending, stop;
+    unsigned long pending;    /* workers still running the task */
+    int stop;
     eq_task_fn fn;
     void *ctx;
     pthread_t *ids;           /* [threads - 1], after the struct */
@@ -67,6 +90,7 @@ static void *worker_main(void *arg) {
     for (;;) {
         eq_task_fn fn;
         void *ctx;
+        spin_until_changed(&p->generation, seen);
         pthread_mutex_lock(&p->lock);
         while (!p->stop && p->generation == seen) pthread_cond_wait(&p->work, &p->lock);
         if (p->stop) {
@@ -79,7 +103,7 @@ static void *worker_main(void *arg) {
         pthread_mutex_unlock(&p->lock);
         fn(ctx, w->part, p->threads);
         pthread_mutex_lock(&p->lock);
-        if (--p->pending == 0) pthread_cond_signal(&p->done);
+        if (__atomic_sub_fetch(&p->pending, 1, __ATOMIC_RELEASE) == 0) pthread_cond_signal(&p->done);
         pthread_mutex_unlock(&p->lock);
     }
 }
@@ -117,6 +141,7 @@ edgeq_status_t eq_pool_start(eq_pool_t *pool, int threads) {
 }
 
 void eq_pool_run(eq_pool_t *pool, eq_task_fn fn, void *ctx) {
+    int i;
     if (pool->threads == 1) {
         fn(ctx, 0, 1);
         return;
@@ -124,11 +149,12 @@ void eq_pool_run(eq_pool_t *pool, eq_task_fn fn, void *ctx) {
     pthread_mutex_lock(&pool->lock);
     pool->fn = fn;
     pool->ctx = ctx;
-    pool->pending = pool->threads - 1;
-    pool->generation++;
+    pool->pending = (unsigned long)pool->threads - 1;
+    __atomic_add_fetch(&pool->generation, 1, __ATOMIC_RELEASE);
     pthread_cond_broadcast(&pool->work);
     pthread_mutex_unlock(&pool->lock);
     fn(ctx, 0, pool->threads);
+    for (i = 0; i < SPIN_POLLS && __atomic_load_n(&pool->pending, __ATOMIC_ACQUIRE); i++) cpu_relax();
     pthread_mutex_lock(&pool->lock);
     while (pool->pending) pthread_cond_wait(&pool->done, &pool->lock);
     pthread_mutex_unlock(&pool->lock);

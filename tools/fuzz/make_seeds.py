@@ -4,7 +4,8 @@
 
 OUT_DIR/blob    .edgeq blobs: the all-ops graph (tests/runtime_graphs.py: every op) in every weight
                 format and scale kind (T2 and T158 row + block, B1 row, I8 row, Q4 block 32/64/128
-                with and without zero points), one with a reserved signature section, and packed
+                with and without zero points; T2 and Q4 once more in the rows4 layout), one with a
+                reserved signature section, and packed
                 digits models with bundled test data (MLP T2, CNN Q4, BNN B1)
 OUT_DIR/gguf    GGUF files through gguf-py's writer: TQ2_0, TQ1_0, Q4_0, Q8_0, F16, F32 tensors
 OUT_DIR/tflite  int8 .tflite models from tests/data/make_tflite.py (conv, pooling, add, int4, ...)
@@ -26,7 +27,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "examples" / "digits")]
 
 from edgeq.blob import write_blob
 from edgeq.blob.writer import atomic_write, serialize
-from tests.runtime_graphs import CONFIGS, all_ops_graph
+from tests.runtime_graphs import CONFIGS, all_ops_graph, with_rows4
 
 DIGITS = [("mlp_t2_qat", "t2", {}), ("cnn_q4_qat", "q4", {}), ("bnn_b1_qat", "b1", {})]
 KIND_NAMES = {1: "row", 2: "block"}
@@ -40,6 +41,10 @@ def blob_seeds(out: Path, digits: bool) -> list[Path]:
         name = f"allops_{fmt}_{KIND_NAMES.get(kind, kind)}{block or ''}{'_zp' if zeros else ''}.edgeq"
         write_blob(all_ops_graph(0, fmt, kind, block, zeros), out / name)
         paths.append(out / name)
+        if fmt in ("t2", "q4"):
+            tiled = out / name.replace(".edgeq", "_rows4.edgeq")
+            write_blob(with_rows4(all_ops_graph(0, fmt, kind, block, zeros)), tiled)
+            paths.append(tiled)
     signed = out / "allops_t2_row_signature.edgeq"
     atomic_write(signed, serialize(all_ops_graph(1, "t2", CONFIGS[0][1]), signature_size=96))
     paths.append(signed)

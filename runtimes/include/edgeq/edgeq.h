@@ -91,7 +91,8 @@ enum {
     EDGEQ_TIER_AVX2 = 2,
     EDGEQ_TIER_AVXVNNI = 3,
     EDGEQ_TIER_NEON = 4,        /* aarch64 ARMv8.0 Advanced SIMD */
-    EDGEQ_TIER_NEON_DOTPROD = 5 /* aarch64 ARMv8.2 SDOT (HWCAP_ASIMDDP) */
+    EDGEQ_TIER_NEON_DOTPROD = 5, /* aarch64 ARMv8.2 SDOT (HWCAP_ASIMDDP) */
+    EDGEQ_TIER_NEON_I8MM = 6     /* aarch64 SDOT mat-vec + ARMv8.6 SMMLA GEMM (HWCAP2_I8MM) */
 };
 
 typedef struct {

@@ -125,8 +125,14 @@ enum {
 /* Weight layouts. ROW_MAJOR is canonical; tiled layouts are added by the
  * kernels that prefer them and are repacked at load when the runtime lacks them. */
 enum {
-    EDGEQ_LAYOUT_ROW_MAJOR = 0
+    EDGEQ_LAYOUT_ROW_MAJOR = 0,
+    /* T2 and Q4 only: rows in groups of 4 (the last group padded with zero rows), each group's
+     * rows interleaved in 4-byte words: group byte 16 j + 4 i + t = byte 4 j + t of row 4 g + i.
+     * SCALE_BLOCK scales and Q4 zero points are [groups][n_blocks][4]; SCALE_ROW scales stay
+     * [rows]. One SDOT by element then dots 4 rows with the same 4 activations (docs/formats.md). */
+    EDGEQ_LAYOUT_ROWS4 = 1
 };
+#define EDGEQ_ROWS4_GROUP 4
 
 /* ---- tensor table ------------------------------------------------------ */
 /* A tensor's bytes live at [data_offset, data_offset + data_size) of the FILE.
@@ -185,6 +191,11 @@ typedef struct {
     int32_t attrs[EDGEQ_OP_MAX_ATTRS];     /* meaning per op, EDGEQ_ATTR_* */
 } edgeq_op_t;
 EDGEQ_STATIC_ASSERT(sizeof(edgeq_op_t) == 104, op_104);
+
+/* op.flags: kernel hints the packer writes from the target's [kernels] rules. A hint never changes
+ * results (every kernel is bit-exact with the reference); a runtime without that kernel ignores it. */
+#define EDGEQ_OPF_LUT 0x1u /* LINEAR/CONV2D/DWCONV2D/LINEAR_DYN, T2/T158 weights: lookup-table mat-vec */
+#define EDGEQ_OPF_ALL 0x1u /* every defined bit; others are refused */
 
 /* Ops. Activations are NHWC / [N, features]. Inputs of LINEAR, CONV2D and
  * DWCONV2D: 0 x, 1 weight, 2 bias (I32 for SCALE_ROW weights, F32 for

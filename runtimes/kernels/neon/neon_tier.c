@@ -14,7 +14,7 @@
 #endif
 
 /* I8 (SCALE_ROW): four rows at a time share each activation load (the last group repeats its final row). */
-static void i8_matvec(const eq_weights_t *w, const eq_acts_t *a, int r0, int r1, void *acc, size_t acc_stride) {
+void EQ_ARM(i8_row_matvec)(const eq_weights_t *w, const eq_acts_t *a, int r0, int r1, void *acc, size_t acc_stride) {
     const int kp = w->padded_cols;
     int r, k, i;
     (void)acc_stride;
@@ -52,7 +52,7 @@ static void i8_gemm(const eq_weights_t *w, const eq_acts_t *a, int r0, int r1, v
 
 /* I8 with fp16 scales per 32 (GGUF Q8_0): four rows in the lanes; per block their integer sums come out
  * of one reduce4 and each lane adds d * isum in block order -- the reference's own arithmetic. */
-static void i8_block(const eq_weights_t *w, const eq_acts_t *a, int r0, int r1, void *acc, size_t acc_stride) {
+void EQ_ARM(i8_block)(const eq_weights_t *w, const eq_acts_t *a, int r0, int r1, void *acc, size_t acc_stride) {
     int r, b, i, l;
     for (i = 0; i < a->n; i++) {
         const int8_t *x = a->x + (size_t)i * a->stride;
@@ -109,8 +109,8 @@ static uint32_t padding_mismatches(const uint8_t *w, const uint8_t *x, int cols,
     return (uint32_t)__builtin_popcountll((a ^ b) & ~((1ull << (cols % 64)) - 1ull));
 }
 
-static void b1_xnor(const eq_weights_t *w, const uint32_t *bits, size_t words_stride, int n, int r0, int r1,
-                    int32_t *acc, size_t acc_stride) {
+void EQ_ARM(b1_xnor)(const eq_weights_t *w, const uint32_t *bits, size_t words_stride, int n, int r0, int r1,
+                     int32_t *acc, size_t acc_stride) {
     const size_t bytes = (size_t)w->padded_cols / 8;
     int r, i;
     for (r = r0; r < r1; r++)
@@ -138,10 +138,18 @@ DECLARE(EQ_ARM(b1_row_matvec))
 DECLARE(EQ_ARM(b1_row_gemm))
 DECLARE(EQ_ARM(q4_block_matvec))
 DECLARE(EQ_ARM(q4_block_gemm))
+DECLARE(EQ_ARM(lut_matvec))
+size_t EQ_ARM(lut_pack_bytes)(const eq_weights_t *w);
+int EQ_ARM(lut_pack)(const eq_weights_t *w, void *out);
+size_t EQ_ARM(lut_prep_bytes)(const eq_weights_t *w, int n);
+void EQ_ARM(lut_prep)(const eq_weights_t *w, const int8_t *x, size_t stride, int n, void *prep);
 
 #define K(fn) {EQ_ARM_TIER "/" #fn, EQ_ARM(fn)}
 #define KS(name, fn) {EQ_ARM_TIER "/" name, fn}
 #define NONE {NULL, NULL}
+#define LUT(fmt)                                                                                              \
+    {EQ_ARM(lut_pack_bytes), EQ_ARM(lut_pack), EQ_ARM(lut_prep_bytes), EQ_ARM(lut_prep),                       \
+     {KS(fmt "_lut_row_matvec", EQ_ARM(lut_matvec)), KS(fmt "_lut_block_matvec", EQ_ARM(lut_matvec))}}
 
 const eq_kernel_tier_t EQ_ARM(tier) = {
     EQ_ARM_TIER,
@@ -151,12 +159,15 @@ const eq_kernel_tier_t EQ_ARM(tier) = {
         {EQ_ARM(prep_bytes), EQ_ARM(prep),
          {{K(t158_row_matvec), K(t158_row_gemm)}, {K(t158_block_matvec), K(t158_block_gemm)}}, NULL, NULL},
         {EQ_ARM(prep_bytes), EQ_ARM(prep), {{K(b1_row_matvec), K(b1_row_gemm)}, {NONE, NONE}}, EQ_ARM_TIER "/b1_xnor",
-         b1_xnor},
+         EQ_ARM(b1_xnor)},
         {EQ_ARM(prep_bytes), EQ_ARM(prep), {{NONE, NONE}, {K(q4_block_matvec), K(q4_block_gemm)}}, NULL, NULL},
-        {NULL, NULL, {{KS("i8_row_matvec", i8_matvec), KS("i8_row_gemm", i8_gemm)},
-                     {KS("i8_block_matvec", i8_block), KS("i8_block_gemm", i8_block)}}, NULL, NULL},
+        {NULL, NULL, {{K(i8_row_matvec), KS("i8_row_gemm", i8_gemm)},
+                      {KS("i8_block_matvec", EQ_ARM(i8_block)), KS("i8_block_gemm", EQ_ARM(i8_block))}}, NULL, NULL},
     },
 };
+
+#define NO_LUT {NULL, NULL, NULL, NULL, {NONE, NONE}}
+const eq_lut_kernels_t EQ_ARM(lut)[EQ_N_FORMATS] = {LUT("t2"), LUT("t158"), NO_LUT, NO_LUT, NO_LUT};
 
 int EQ_ARM(cpu_ok)(void) {
 #if defined(EDGEQ_FREESTANDING)
