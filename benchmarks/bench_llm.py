@@ -308,20 +308,38 @@ VARIANTS = [  # (label, layer kernel, head kernel)
 ]
 
 
+def _committed_at(path: Path) -> float:
+    """When git last committed the file (a checkout gives every file the same mtime); else its mtime."""
+    out = subprocess.run(["git", "-C", str(ROOT), "log", "-1", "--format=%ct", "--", str(path)], capture_output=True,
+                         text=True, check=False).stdout.strip()
+    return float(out) if out else path.stat().st_mtime
+
+
 def latest_arm_json() -> Path:
-    found = sorted(RESULTS.glob("bench_arm-*.json"), key=lambda p: p.stat().st_mtime)
+    """The newest bench_arm result that counted every kernel the model needs at the 2B4T shapes."""
+    def complete(path: Path) -> bool:
+        have = {(r["name"], r["K"]) for r in json.loads(path.read_text()).get("rows", [])}
+        return all((name, k) in have for name in ARM_KERNELS.values() for k in (2560, 6912))
+
+    found = sorted((p for p in RESULTS.glob("bench_arm-*.json") if complete(p)), key=_committed_at)
     if not found:
-        raise FileNotFoundError(f"no {RESULTS}/bench_arm-*.json: run benchmarks/bench_arm.py --json first")
+        raise FileNotFoundError(f"no {RESULTS}/bench_arm-*.json with the 2560x6912 / 6912x2560 counts: "
+                                "run benchmarks/bench_arm.py --json first")
     return found[-1]
 
 
 def arm_costs(path: Path) -> dict[str, list[dict]]:
-    """kernel label -> bench_arm rows [{M, K, insn_per_weight, bits_per_weight}] (emulated counts; bits from
-    the stored size of that shape: edgeq blob file, ggml row size)."""
+    """kernel label -> bench_arm rows [{name, M, K, insn_per_weight, bits_per_weight}] (emulated counts; bits
+    from the stored size of that shape: edgeq blob file, ggml row size). Where the file also counted the
+    rows4 layout (the rpi5 board's preferred layout), that kernel is the one the Pi 5 runs and is used."""
     rows = json.loads(path.read_text())["rows"]
-    return {label: [{"M": r["M"], "K": r["K"], "insn_per_weight": r["insn_per_weight"],
-                     "bits_per_weight": r["weight_bytes"] * 8 / (r["M"] * r["K"])}
-                    for r in rows if r["name"] == name] for label, name in ARM_KERNELS.items()}
+    out = {}
+    for label, name in ARM_KERNELS.items():
+        pick = name + " rows4" if any(r["name"] == name + " rows4" for r in rows) else name
+        out[label] = [{"name": pick, "M": r["M"], "K": r["K"], "insn_per_weight": r["insn_per_weight"],
+                       "bits_per_weight": r["weight_bytes"] * 8 / (r["M"] * r["K"])}
+                      for r in rows if r["name"] == pick]
+    return out
 
 
 def nearest(rows: list[dict], M: int, K: int) -> dict:
@@ -361,7 +379,8 @@ def modelled(arm_json: Path, threads: list[int], kv_position: int) -> dict:
     out = []
     for shape in (BITNET_2B4T, BITNET_3B):
         for label, lk, hk in VARIANTS:
-            out.append({"model": shape.name, "variant": label, "layer_kernel": lk, "head_kernel": hk,
+            out.append({"model": shape.name, "variant": label, "layer_kernel": costs[lk][0]["name"],
+                        "head_kernel": costs[hk][0]["name"],
                         "runs": [modelled_decode(shape, lk, hk, t, costs, kv_position) for t in threads]})
     return {"target": "rpi5", "arm_counts": str(arm_json.relative_to(ROOT)), "kv_position": kv_position,
             "kv_cache": "f16", "ops_per_layer": OPS_PER_LAYER, "rows": out, "published": PUBLISHED,
@@ -409,6 +428,8 @@ def print_report(result: dict) -> None:
               f"{mo['arm_counts']}; KV cache f16 at position {mo['kv_position']})")
         print(f"{'model':<20} {'variant':<42} " + " ".join(f"{f'{t}T':>7}" for t in ths) + "  ms/token at 1T "
               "(compute / memory floor)")
+        kernels = sorted({k for r in mo["rows"] for k in (r["layer_kernel"], r["head_kernel"])})
+        print(f"kernels counted: {', '.join(kernels)}")
         for r in mo["rows"]:
             one = r["runs"][0]
             print(f"{r['model']:<20} {r['variant']:<42} " + " ".join(f"{x['tok_s']:>7.2f}" for x in r["runs"])

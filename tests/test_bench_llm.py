@@ -87,8 +87,9 @@ def test_modelled_2b4t_from_the_committed_arm_counts():
     one, two = (bench_llm.modelled_decode(bench_llm.BITNET_2B4T, "t2 row", "q4", t, costs) for t in (1, 2))
     assert 1 < one["tok_s"] < two["tok_s"] < 100 and one["source"] == "modelled"
     # compute by hand: K=2560 mat-vecs at the 6912x2560 count, ffn_down at 2560x6912, the tied head at Q4
-    k2560 = ipw[("neon_dotprod t2 row", 6912, 2560)]
-    k6912 = ipw[("neon_dotprod t2 row", 2560, 6912)]
+    t2, q4 = costs["t2 row"][0]["name"], costs["q4"][0]["name"]
+    assert t2.startswith("neon_dotprod t2 row") and q4.startswith("neon_dotprod q4 g32")
+    k2560, k6912 = ipw[(t2, 6912, 2560)], ipw[(t2, 2560, 6912)]
     insns = 30 * ((2 * 2560 + 2 * 640 + 2 * 6912) * 2560 * k2560 + 2560 * 6912 * k6912)
-    insns += 128256 * 2560 * ipw[("neon_dotprod q4 g32", 6912, 2560)]
+    insns += 128256 * 2560 * ipw[(q4, 6912, 2560)]
     assert one["compute_ms"] == pytest.approx(insns / (2.5 * 2.4e9) * 1e3, rel=1e-6)
