@@ -282,7 +282,6 @@ def test_arm_runtime_all_ops_bit_exact_with_reference(arm_runner, tmp_path, cpu,
 
     import runtime_graphs as RG
 
-    from edgeq import reference
     from edgeq.blob import write_blob
 
     for k, (fmt, kind, block, zeros), samples in ((k, c, n) for k, c in enumerate(RG.CONFIGS) for n in batches):
@@ -302,14 +301,7 @@ def test_arm_runtime_all_ops_bit_exact_with_reference(arm_runner, tmp_path, cpu,
         main_tier = "neon_dotprod" if tier == "neon_i8mm" and samples == 1 else tier
         assert any(k.startswith(main_tier + "/") for k in kernels), kernels
         assert all(k.startswith((tier + "/", "ref", *sdot)) for k in kernels), kernels
-        want = reference.run(g, [x])
-        for i, w in enumerate(want):
-            w = np.asarray(w)
-            got = np.frombuffer((tmp_path / f"out{i}.bin").read_bytes(), w.dtype).reshape(w.shape)
-            if i == 0 and g.ops[-1].op == RG.L.OP_SOFTMAX:
-                np.testing.assert_allclose(got, w, rtol=0, atol=1e-6)
-            else:
-                np.testing.assert_array_equal(got, w, err_msg=f"{cpu} {fmt} kind {kind} batch {samples} output {i}")
+        assert_runner_outputs(g, x, tmp_path, f"{cpu} {fmt} kind {kind} batch {samples}")
 
 
 def ternary_inputs(case: Case, seed: int):
@@ -367,6 +359,20 @@ def test_arm_lut_matvec_matches_reference(cli, tmp_path, cpu):
     assert out[at:at + NAME_BYTES].rstrip(b"\0") == b"", "pack() must refuse T2 code 3"
 
 
+def assert_runner_outputs(g, x: np.ndarray, out: Path, what: str) -> None:
+    """The runner's out<i>.bin files equal the numpy executor's outputs (a final softmax within 1e-6: expf)."""
+    from edgeq import reference
+    from edgeq.blob import layout as L
+
+    for i, w in enumerate(reference.run(g, [x])):
+        w = np.asarray(w)
+        got = np.frombuffer((out / f"out{i}.bin").read_bytes(), w.dtype).reshape(w.shape)
+        if i == 0 and g.ops[-1].op == L.OP_SOFTMAX:
+            np.testing.assert_allclose(got, w, rtol=0, atol=1e-6)
+        else:
+            np.testing.assert_array_equal(got, w, err_msg=f"{what} output {i}")
+
+
 def run_runner(runner: Path, cpu: str, blob: Path, x: np.ndarray, batch: int, out: Path) -> list[str]:
     """Runs the aarch64 edgeq_runner on `x`; returns the kernel each op reported."""
     import json
@@ -387,7 +393,6 @@ def test_arm_runtime_lut_hint_bit_exact(arm_runner, tmp_path, cpu, tier):
     to the numpy executor. The same runner binary runs the hint-free blobs with its dot kernels."""
     import runtime_graphs as RG
 
-    from edgeq import reference
     from edgeq.blob import write_blob
 
     for k, (fmt, kind, block, zeros) in enumerate(RG.CONFIGS):
@@ -404,13 +409,7 @@ def test_arm_runtime_lut_hint_bit_exact(arm_runner, tmp_path, cpu, tier):
             lut = [kn for kn in kernels if "_lut_" in kn]
             assert all(kn.startswith((f"{tier}/t2_lut_", f"{tier}/t158_lut_")) for kn in lut), kernels
             assert bool(lut) == (samples == 1), kernels  # batch 1 LINEAR: one activation row
-            for i, w in enumerate(reference.run(g, [x])):
-                w = np.asarray(w)
-                got = np.frombuffer((tmp_path / f"out{i}.bin").read_bytes(), w.dtype).reshape(w.shape)
-                if i == 0 and g.ops[-1].op == RG.L.OP_SOFTMAX:
-                    np.testing.assert_allclose(got, w, rtol=0, atol=1e-6)
-                else:
-                    np.testing.assert_array_equal(got, w, err_msg=f"{cpu} {fmt} kind {kind} batch {samples}")
+            assert_runner_outputs(g, x, tmp_path, f"{cpu} {fmt} kind {kind} batch {samples}")
 
 
 LUT_GUARD = 0.2  # executed instructions per weight, 1024 x 4096, lookups + table build (measured ~0.15)
@@ -475,7 +474,6 @@ def test_arm_runtime_rows4_blob_with_lut_hint_bit_exact(arm_runner, tmp_path):
     LUT pack (which reads row-major codes), so one-row calls run the LUT kernel and give the numpy bits."""
     import runtime_graphs as RG
 
-    from edgeq import reference
     from edgeq.blob import write_blob
 
     for k, (fmt, kind, block, zeros) in enumerate(RG.CONFIGS):
@@ -489,10 +487,4 @@ def test_arm_runtime_rows4_blob_with_lut_hint_bit_exact(arm_runner, tmp_path):
         x = np.random.default_rng(k).normal(0, 1.5, (1, 7, 6, 3)).astype(np.float32)
         kernels = run_runner(arm_runner, "cortex-a76", tmp_path / "g.edgeq", x, 1, tmp_path)
         assert any("_lut_" in kn for kn in kernels), kernels
-        for i, w in enumerate(reference.run(g, [x])):
-            w = np.asarray(w)
-            got = np.frombuffer((tmp_path / f"out{i}.bin").read_bytes(), w.dtype).reshape(w.shape)
-            if i == 0 and g.ops[-1].op == RG.L.OP_SOFTMAX:
-                np.testing.assert_allclose(got, w, rtol=0, atol=1e-6)
-            else:
-                np.testing.assert_array_equal(got, w, err_msg=f"t2 kind {kind} output {i}")
+        assert_runner_outputs(g, x, tmp_path, f"t2 kind {kind}")
