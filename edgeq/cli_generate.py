@@ -17,23 +17,22 @@ from edgeq.errors import EdgeqError
 
 def _remote(target_id: str, blob: Path, prompt: list[int], n: int, sampler: dict, threads: int, chunk: int,
             connect: str | None, device: str | None, timeout: float) -> tuple[dict, dict]:
-    """Pushes runner + blob, runs `edgeq_runner --generate`, returns (its JSON, transport description)."""
+    """Pushes runner + blob, runs `edgeq_runner --generate`, returns (its JSON, transport description).
+    A target that requires signed blobs is refused here as `edgeq deploy` refuses it: a blob packed from a
+    GGUF on the fly is unsigned."""
     from edgeq.build import build_runtime
-    from edgeq.runner.deploy import _parse_run, resolve
-    from edgeq.runner.devices import device_lock
-    from edgeq.runner.transports import open_transport
+    from edgeq.runner.deploy import _parse_run, resolve, runner_on_device, signing_for
 
     plan = resolve(target_id, connect, device)
     if plan.target.family == "mcu":
         raise EdgeqError(f"target {plan.target.id} is a microcontroller: a decoder's KV cache and weights need a "
                          "Linux target (rpi5, rpi4, android-arm64, host)")
+    signing = signing_for(plan, None)
     build = build_runtime(plan.target)
     args = ["./edgeq_runner", "model.edgeq", "--generate", ",".join(map(str, prompt)), "--tokens", str(n),
             "--chunk", str(chunk), "--threads", str(threads), "--temperature", repr(sampler["temperature"]),
             "--top-k", str(sampler["top_k"]), "--top-p", repr(sampler["top_p"]), "--seed", str(sampler["seed"])]
-    with device_lock(plan.url), open_transport(plan.url, exec_wrapper=plan.exec_wrapper or None) as dev:
-        dev.push(str(build.runner), "edgeq_runner")
-        dev.push(str(blob), "model.edgeq")
+    with runner_on_device(plan, build.runner, blob, signing) as dev:
         res = dev.run(args, timeout=timeout)
         desc = dev.describe()
     data = _parse_run(plan, res)
@@ -98,8 +97,7 @@ def generate(model: Path, prompt: str, n: int, threads: int, target_id: str | No
                       prompt_tok_s=g.prompt_tok_s, decode_tok_s=g.decode_tok_s, arena_bytes=g.arena_bytes,
                       kernel_tier=eng.session.kernel_tier)
     else:
-        eng_mode = eng.mode
-        del eng
+        del eng  # its arena: the run happens on the device
         data, desc = _remote(target_id or "", blob, ids, n, sampler, threads, chunk, connect, device, timeout)
         gen = data["generate"]
         steps = gen["decode_steps"]
@@ -110,7 +108,7 @@ def generate(model: Path, prompt: str, n: int, threads: int, target_id: str | No
                       arena_bytes=data["work_bytes"], kernel_tier=data["kernel_tier"],
                       kernels=sorted({x["kernel"] for x in data["layers"] if x["kernel"] != "ref"}))
         # the roofline models edgeq's SIMD kernels; the llamacpp parity mode runs reference ones
-        result["modelled_decode_tok_s"] = _modelled_tok_s(result["target"], blob, threads) if eng_mode == "edgeq" else None
+        result["modelled_decode_tok_s"] = _modelled_tok_s(result["target"], blob, threads) if result["mode"] == "edgeq" else None
     result["blob_bytes"] = blob.stat().st_size
     result["text"] = tok.decode(result["tokens"])
     if as_json:

@@ -162,3 +162,16 @@ def test_generate_cli_errors(tmp_path):
     assert r.exit_code == 2 and "top-p" in r.output
     r = runner.invoke(main, ["generate", str(MODEL), "--prompt", "x", "--target", "stm32h7"])
     assert r.exit_code == 2 and "microcontroller" in r.output
+
+
+def test_generate_refuses_a_board_that_requires_signed_blobs(tmp_path):
+    """A blob packed from a GGUF on the fly is unsigned: a board requiring signatures refuses it before
+    anything is pushed, as `edgeq deploy` does."""
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parent.parent / "targets" / "rpi5.toml").read_text()
+    assert "require_signature = false" in text
+    (tmp_path / "rpi5.toml").write_text(text.replace("require_signature = false", "require_signature = true"))
+    r = CliRunner().invoke(main, ["generate", str(MODEL), "--prompt", "x", "-n", "2", "--target", "rpi5"],
+                           env={"EDGEQ_TARGETS_PATH": str(tmp_path)})
+    assert r.exit_code == 2 and "requires signed blobs" in r.output, r.output

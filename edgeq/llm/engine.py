@@ -97,9 +97,11 @@ class Engine:
     @classmethod
     def open(cls, path: str | Path, mode: str = "edgeq", threads: int = 1, tier: str | None = None,
              chunk: int = DEFAULT_CHUNK) -> Engine:
-        blob = pack_gguf(path, mode) if is_gguf(path) else path
-        eng = cls(blob, threads, tier, chunk)
-        if not is_gguf(path) and eng.mode != mode and mode != "edgeq":
+        """A GGUF is packed in `mode` (cached); a blob must have been packed in it ("edgeq": any)."""
+        if is_gguf(path):
+            return cls(pack_gguf(path, mode), threads, tier, chunk)
+        eng = cls(path, threads, tier, chunk)
+        if mode != "edgeq" and eng.mode != mode:
             raise EdgeqError(f"{path} was packed in '{eng.mode}' mode; pack the GGUF again for '{mode}'")
         return eng
 

@@ -6,6 +6,7 @@ import json
 import os
 import re
 import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -139,6 +140,17 @@ def push_public_key(dev, signing: Signing, workdir: Path) -> None:
         dev.push(str(path), "edgeq.pub")
 
 
+@contextmanager
+def runner_on_device(plan: Plan, runner: Path, blob: Path, signing: Signing):
+    """The device locked and connected, with runner + blob (+ public key) pushed: yields the transport."""
+    with (device_lock(plan.url), open_transport(plan.url, exec_wrapper=plan.exec_wrapper or None) as dev,
+          tempfile.TemporaryDirectory(prefix="edgeq-key-") as keydir):
+        dev.push(str(runner), "edgeq_runner")
+        dev.push(str(blob), "model.edgeq")
+        push_public_key(dev, signing, Path(keydir))
+        yield dev
+
+
 def run_on_device(plan: Plan, runner: Path, blob: Path, runs: int, warmup: int, timeout: float,
                   signing: Signing | None = None):
     """Pushes runner + blob (+ public key), runs them, returns (parsed JSON, transport description).
@@ -148,11 +160,7 @@ def run_on_device(plan: Plan, runner: Path, blob: Path, runs: int, warmup: int, 
     else (a failure, Ctrl-C) leaves the installed files as they were.
     """
     signing = signing or Signing(None)
-    with (device_lock(plan.url), open_transport(plan.url, exec_wrapper=plan.exec_wrapper or None) as dev,
-          tempfile.TemporaryDirectory(prefix="edgeq-key-") as keydir):
-        dev.push(str(runner), "edgeq_runner")
-        dev.push(str(blob), "model.edgeq")
-        push_public_key(dev, signing, Path(keydir))
+    with runner_on_device(plan, runner, blob, signing) as dev:
         res = dev.run(["./edgeq_runner", "model.edgeq", "--warmup", str(warmup), "--runs", str(runs),
                        *signing.runner_args()], timeout=timeout)
         desc = dev.describe()
