@@ -276,6 +276,7 @@ static int generate(edgeq_model_t *m, const args_t *a) {
         p = *end == ',' ? end + 1 : end;
         if (*end && *end != ',') return fail(EDGEQ_E_ARG, "bad --generate token id list", a->prompt_ids);
     }
+    if (*p) return fail(EDGEQ_E_ARG, "the prompt has more than 65536 tokens", NULL);
     if (edgeq_num_inputs(m) != 2 || edgeq_num_outputs(m) != 1)
         return fail(EDGEQ_E_ARG, "not a decoder blob (inputs tokens, positions; output logits)", NULL);
     edgeq_input(m, 0, &ids);
